@@ -1,0 +1,49 @@
+// faceguard/aligner.hpp - geometric normalisation of a face before embedding.
+//
+//   auto chip = faceguard::align(bgr, face, faceguard::ChipTemplate::dlib150());  // 150x150 BGR
+//
+// All alignment templates live in src/align/templates.cpp, each with its provenance.
+// Thread safety: pure functions.
+#pragma once
+
+#include <array>
+#include <string>
+
+#include <opencv2/core.hpp>
+
+#include "faceguard/result.hpp"
+#include "faceguard/types.hpp"
+
+namespace faceguard {
+
+// Five reference points in chip pixels: image-left eye centre, image-right eye centre, nose tip,
+// image-left mouth corner, image-right mouth corner (for the BlazeFace variant: mouth centre twice).
+struct ChipTemplate {
+  std::string name;
+  int size = 0;  // square chip side in pixels
+  std::array<Point2f, 5> points{};
+  std::array<float, 5> weights{1, 1, 1, 1, 1};  // least-squares weights (0 drops a point)
+
+  static const ChipTemplate& dlib150();            // from 68-point landmarks (measured dlib chip, padding 0.25)
+  static const ChipTemplate& dlib150_blazeface();  // from BlazeFace keypoints (measured on LFW)
+  static const ChipTemplate& arcface112();         // InsightFace ArcFace 112 template
+  static const ChipTemplate& arcface112_blazeface();
+};
+
+enum class AlignMethod {
+  kSimilarity5,  // 5-point similarity warp onto a template (default)
+  kAxisCrop,     // face-api.js style: axis-aligned box crop, padded square, resized
+};
+
+// Five points (template order) from a face's landmarks (68-point or BlazeFace keypoints).
+Result<std::array<Point2f, 5>> five_points(const Face& face);
+// The template that suits the face's landmark scheme for a chip family ("dlib150" or "arcface112").
+const ChipTemplate& template_for(const Face& face, bool arcface);
+
+// The 2x3 similarity transform that maps source points onto the template (least squares).
+Result<cv::Mat> similarity_transform(const std::array<Point2f, 5>& src, const ChipTemplate& tpl);
+
+Result<cv::Mat> align(const cv::Mat& bgr, const Face& face, const ChipTemplate& tpl,
+                      AlignMethod method = AlignMethod::kSimilarity5);
+
+}  // namespace faceguard

@@ -1,0 +1,62 @@
+// faceguard/pipeline.hpp - the convenience pipeline: detect -> landmarks -> align -> embed.
+//
+//   auto pack = faceguard::ModelPack::open(faceguard::default_model_dir());
+//   auto pipe = faceguard::Pipeline::create(*pack, {});
+//   auto img = faceguard::load_image("group.jpg");
+//   auto faces = (*pipe)->analyze(*img);          // each: Face (box, score, 68 landmarks) + Embedding
+//   auto cmp = faceguard::compare(faces->at(0).embedding, other.embedding);
+//
+// Thread safety: a Pipeline is not reentrant; use one per thread (they can share one ModelPack).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "faceguard/aligner.hpp"
+#include "faceguard/detector.hpp"
+#include "faceguard/embedder.hpp"
+#include "faceguard/landmarker.hpp"
+#include "faceguard/models.hpp"
+#include "faceguard/result.hpp"
+#include "faceguard/types.hpp"
+
+namespace faceguard {
+
+struct PipelineOptions {
+  DetectorOptions detector{};
+  bool landmarks68 = true;  // refine with the 68-point net (BlazeFace keypoints are used when false)
+  bool tiny_landmarks = false;
+  AlignMethod align = AlignMethod::kSimilarity5;
+  EmbedderOptions embedder{};
+  int max_faces = 0;  // 0: all
+};
+
+struct AnalyzedFace {
+  Face face;
+  Embedding embedding;
+};
+
+class Pipeline {
+ public:
+  static Result<std::unique_ptr<Pipeline>> create(const ModelPack& pack, const PipelineOptions& options);
+  ~Pipeline();
+
+  Result<std::vector<Face>> detect(const cv::Mat& bgr);
+  // Detect, add landmarks, align and embed every face (or the first max_faces by score).
+  Result<std::vector<AnalyzedFace>> analyze(const cv::Mat& bgr);
+  // Landmarks, alignment and embedding for one given face.
+  Result<Embedding> embed_face(const cv::Mat& bgr, Face& face);
+
+  Detector& detector();
+  Embedder& embedder();
+  const PipelineOptions& options() const;
+
+ private:
+  struct Impl;
+  explicit Pipeline(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace faceguard
