@@ -1,0 +1,265 @@
+// faceguard/eval.hpp - verification accuracy (pair lists, metrics, embedding cache) and stage timing.
+//
+//   auto pairs = faceguard::eval::load_pairs("pairsDevTest.txt", "lfw-view1/images");
+//   auto set = faceguard::eval::embed_images(*pack, faceguard::eval::unique_images(*pairs), config);
+//   auto scored = faceguard::eval::score_pairs(*pairs, *set);       // distance + same flag per pair
+//   auto cv = faceguard::eval::k_fold(*scored, faceguard::eval::stratified_folds(*scored, 10), 10);
+//   auto roc = faceguard::eval::roc(*scored);                        // AUC, EER, TAR at a FAR
+//
+// Convention: a pair is predicted "same" when its distance is strictly below the threshold (as compare()).
+// Metrics are pure functions over (distance, same) pairs; the unit tests check them against hand-worked
+// examples. Nothing here prints: the `faceguard eval` and `faceguard bench` commands do.
+// Thread safety: all functions are reentrant; embed_images() runs its own worker threads, each with its own
+// Pipeline; EmbeddingCache is a plain value (not shared between threads).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "faceguard/models.hpp"
+#include "faceguard/pipeline.hpp"
+#include "faceguard/result.hpp"
+#include "faceguard/types.hpp"
+
+namespace faceguard::eval {
+
+// ---------------------------------------------------------------------------------------------------
+// Pair lists
+// ---------------------------------------------------------------------------------------------------
+
+struct Pair {
+  std::filesystem::path a;
+  std::filesystem::path b;
+  bool same = false;
+  int fold = -1;  // fold given by the file (LFW "folds count" header); -1 when the file has none
+};
+
+struct PairList {
+  std::vector<Pair> pairs;
+  int folds = 0;  // number of folds the file defines (0: none)
+};
+
+// images/<name>/<name>_<iiii>.jpg, the LFW naming rule.
+std::filesystem::path lfw_image_path(const std::filesystem::path& images_dir, std::string_view name, int index);
+
+// LFW format (pairsDevTrain.txt, pairsDevTest.txt, pairs.txt). First line "N" (N matched then N mismatched)
+// or "F N" (F folds, each N matched then N mismatched). Matched line `name i j`, mismatched line
+// `name1 i name2 j`, separated by tabs or spaces. kCorruptData (with the line number) on any malformed line or
+// a count that does not match the lines.
+Result<PairList> parse_lfw_pairs(std::string_view text, const std::filesystem::path& images_dir);
+
+// CSV `a,b,same`: one pair per line, an optional header line, same in {1,0,true,false,yes,no}
+// (any case); a first line whose third field is none of these is a header.
+// Relative image paths are taken relative to images_dir. Double-quoted fields may contain commas.
+Result<PairList> parse_csv_pairs(std::string_view text, const std::filesystem::path& images_dir);
+
+// By extension: .csv -> CSV, anything else -> LFW format.
+Result<PairList> load_pairs(const std::filesystem::path& file, const std::filesystem::path& images_dir);
+
+// Every image the pairs mention, once, in order of first appearance.
+std::vector<std::filesystem::path> unique_images(const PairList& pairs);
+
+// ---------------------------------------------------------------------------------------------------
+// Metrics
+// ---------------------------------------------------------------------------------------------------
+
+struct ScoredPair {
+  double distance = 0.0;  // smaller = more alike
+  bool same = false;
+};
+
+// Fraction of pairs classified correctly with `same <=> distance < threshold`; 0 for an empty span.
+double accuracy_at(std::span<const ScoredPair> pairs, double threshold);
+
+struct ThresholdChoice {
+  double threshold = 0.0;
+  double accuracy = 0.0;
+};
+
+// The threshold with the highest accuracy. Candidates are the midpoints between consecutive distinct
+// distances plus one just below the smallest and one just above the largest; of the first run of equally good
+// consecutive candidates the middle one is taken (the widest margin). kInvalidArgument for an empty span.
+Result<ThresholdChoice> best_threshold(std::span<const ScoredPair> pairs);
+
+// Fold of each pair, for lists without folds of their own: within each class (same / different), in list
+// order, the j-th of n pairs goes to fold floor(j*k/n), so every fold holds both classes in proportion.
+std::vector<int> stratified_folds(std::span<const ScoredPair> pairs, int k);
+
+struct FoldResult {
+  int fold = 0;
+  double threshold = 0.0;       // chosen on the other k-1 folds
+  double train_accuracy = 0.0;  // on the other k-1 folds
+  double test_accuracy = 0.0;   // on this fold
+  int test_pairs = 0;
+};
+
+struct KFoldResult {
+  std::vector<FoldResult> folds;
+  double mean_accuracy = 0.0;
+  double std_accuracy = 0.0;    // sample standard deviation (n-1) of the fold accuracies
+  double standard_error = 0.0;  // std_accuracy / sqrt(k), as LFW's results page reports
+};
+
+// k-fold protocol: for each fold, the threshold is chosen on the other folds and applied to it.
+// fold_of[i] in [0,k). kInvalidArgument if sizes differ, k < 2, or a fold (or its complement) is empty.
+Result<KFoldResult> k_fold(std::span<const ScoredPair> pairs, std::span<const int> fold_of, int k);
+
+struct RocPoint {
+  double threshold = 0.0;  // accept (predict same) when distance < threshold
+  double far = 0.0;        // false accept rate: different pairs accepted / different pairs
+  double tar = 0.0;        // true accept rate: same pairs accepted / same pairs
+};
+
+struct Roc {
+  std::vector<RocPoint> points;  // threshold ascending, from (0,0) to (1,1)
+  double auc = 0.0;              // trapezoidal area under TAR(FAR)
+  double eer = 0.0;              // where FAR = 1 - TAR, linearly interpolated between points
+  double eer_threshold = 0.0;
+  int positives = 0;
+  int negatives = 0;
+};
+
+// kInvalidArgument unless both classes are present.
+Result<Roc> roc(std::span<const ScoredPair> pairs);
+
+struct TarAtFar {
+  double far_target = 0.0;
+  double tar = 0.0;        // the highest TAR of an operating point with FAR <= far_target
+  double far = 0.0;        // that point's actual FAR
+  double threshold = 0.0;
+  bool resolvable = true;  // false when far_target < 1/negatives (the list is too small to measure it)
+};
+TarAtFar tar_at_far(const Roc& roc, double far_target);
+
+// `a,b,same,distance` with a header line; distances with 6 decimals.
+std::string scores_csv(const PairList& pairs, std::span<const ScoredPair> scored);
+// A self-contained SVG of the ROC curve (FAR on a log axis from 1e-4, TAR linear), with AUC and EER printed.
+std::string roc_svg(const Roc& roc, std::string_view title);
+// Write text to a file (creating parent folders); kIoError on failure.
+Status write_text_file(const std::filesystem::path& path, std::string_view text);
+
+// ---------------------------------------------------------------------------------------------------
+// Embedding each image of a pair list (with a fallback when no face is found) and a cache on disk
+// ---------------------------------------------------------------------------------------------------
+
+// How the face of an image was found.
+enum class FaceSource : std::uint8_t {
+  kDetected = 0,    // the configured detector on the image
+  kCanvasSsd = 1,   // SSD on the image centred on a 2x black canvas (SSD misses faces that fill the frame)
+  kBlazeFace = 2,   // BlazeFace back-camera model on the image
+  kCentreCrop = 3,  // no detector found a face: a fixed centre box (fits LFW's centred faces)
+  kFailed = 4,      // unreadable image or the embedding failed; pairs with it are predicted "different"
+};
+std::string_view to_string(FaceSource source);
+
+struct ImageEmbedding {
+  FaceSource source = FaceSource::kFailed;
+  Embedding embedding;  // empty when source == kFailed
+  std::string error;    // why, when kFailed
+};
+
+// One binary file per configuration: <dir>/embeddings-<16 hex digits of FNV-1a(config key)>.bin.
+// An entry is valid while the image's path, byte size and modification time are unchanged.
+// Format (little-endian): "FGEMBC\0\0", u32 version (1), u32 key length, key, u64 count, then per entry:
+// u32 path length, path, u64 size, i64 mtime (ns), u8 source, u32 model-id length, model id, u32 dim,
+// dim x f32, u32 error length, error. Unknown versions are refused (kUnsupportedFormat), truncation is
+// kCorruptData.
+class EmbeddingCache {
+ public:
+  // Loads the file if present; an absent file gives an empty cache.
+  static Result<EmbeddingCache> open(const std::filesystem::path& dir, std::string config_key);
+  // An empty cache that is never written (no --cache).
+  static EmbeddingCache in_memory(std::string config_key);
+
+  const ImageEmbedding* find(const std::filesystem::path& image, std::uint64_t size, std::int64_t mtime_ns) const;
+  void put(const std::filesystem::path& image, std::uint64_t size, std::int64_t mtime_ns, ImageEmbedding value);
+  // Atomic replace (write to a temporary file, then rename). No-op for in_memory().
+  Status save() const;
+  std::size_t size() const { return entries_.size(); }
+  const std::filesystem::path& file() const { return file_; }
+  const std::string& config_key() const { return key_; }
+
+ private:
+  struct Entry {
+    std::uint64_t size = 0;
+    std::int64_t mtime_ns = 0;
+    ImageEmbedding value;
+  };
+  std::filesystem::path file_;
+  std::string key_;
+  std::unordered_map<std::string, Entry> entries_;
+};
+
+struct VerifyConfig {
+  PipelineOptions pipeline{};
+  bool flip = false;      // also embed the mirrored face and average the two templates
+  bool fallback = true;   // canvas SSD -> BlazeFace -> centre crop when the detector finds nothing
+  int threads = 2;        // worker threads, one Pipeline each
+};
+
+// A stable text form of everything that changes an embedding (the cache key).
+std::string config_key(const VerifyConfig& config);
+
+struct EmbeddedSet {
+  std::unordered_map<std::string, ImageEmbedding> by_path;  // key: path.string()
+  int counts[5] = {0, 0, 0, 0, 0};                          // per FaceSource
+  int cache_hits = 0;
+  int computed = 0;
+  double seconds = 0.0;  // wall time spent embedding (not loading the cache)
+};
+
+// Called from worker threads (serialised by a mutex) after each computed image: (done, total).
+using Progress = std::function<void(int done, int total)>;
+
+// Embed each image once, using and updating the cache. Errors: kModelError when the pipeline cannot be made,
+// kInvalidArgument for a bad config. A per-image failure is not an error: it is recorded as kFailed.
+Result<EmbeddedSet> embed_images(const ModelPack& pack, std::span<const std::filesystem::path> images,
+                                 const VerifyConfig& config, EmbeddingCache& cache, const Progress& progress = {});
+
+// The distance of every pair (compare()); pairs with a failed image get +infinity (predicted different).
+// kNotFound if an image of the list is missing from the set.
+Result<std::vector<ScoredPair>> score_pairs(const PairList& pairs, const EmbeddedSet& set);
+
+// ---------------------------------------------------------------------------------------------------
+// Stage timing (`faceguard bench`)
+// ---------------------------------------------------------------------------------------------------
+
+struct BenchOptions {
+  std::vector<std::filesystem::path> images;  // empty: the model pack's sample photos
+  int repeats = 10;
+  int warmup = 2;
+  int threads = 1;  // OpenCV threads per net (cv::setNumThreads)
+  std::vector<int> batches{1, 16};
+  bool end_to_end = true;
+};
+
+struct StageTiming {
+  std::string stage;   // "decode", "detect/ssd", "embed/b16", "opencv-dnn/ssd", ...
+  std::string unit;    // "ms/image", "ms/face", "ms/pair"
+  int samples = 0;
+  double median_ms = 0.0;
+  double min_ms = 0.0;
+  double max_ms = 0.0;
+};
+
+struct BenchReport {
+  std::vector<StageTiming> stages;
+  int images = 0;
+  int faces = 0;  // faces found by SSD over the images (used for the per-face stages)
+  int threads = 1;
+  std::string image_size;  // e.g. "1920x1080" of the first image
+};
+
+// median / min / max of a sample (unsorted input). Zeros for an empty sample.
+StageTiming summarise(std::string stage, std::string unit, std::vector<double> samples_ms);
+
+Result<BenchReport> run_bench(const ModelPack& pack, const BenchOptions& options);
+
+}  // namespace faceguard::eval
