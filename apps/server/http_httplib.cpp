@@ -1,0 +1,187 @@
+// HttpServer on cpp-httplib (Debian libcpp-httplib-dev 0.11). The only file that includes httplib.h.
+#include <httplib.h>
+
+#include <algorithm>
+#include <cctype>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <regex>
+#include <thread>
+
+#include "http.hpp"
+
+namespace faceguard::server {
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// httplib's own ThreadPool queues connections without limit. This one blocks the accept loop when
+// `max_pending` connections already wait, so excess load backs up into the kernel's listen backlog
+// (clients see a slow connect) instead of growing memory.
+class BoundedTaskQueue : public httplib::TaskQueue {
+ public:
+  BoundedTaskQueue(int threads, std::size_t max_pending) : max_pending_(max_pending) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { loop(); });
+  }
+  void enqueue(std::function<void()> fn) override {
+    std::unique_lock lock(mu_);
+    space_.wait(lock, [this] { return shutdown_ || jobs_.size() < max_pending_; });
+    jobs_.push_back(std::move(fn));
+    lock.unlock();
+    work_.notify_one();
+  }
+  void shutdown() override {
+    {
+      std::lock_guard lock(mu_);
+      shutdown_ = true;
+    }
+    work_.notify_all();
+    space_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock lock(mu_);
+        work_.wait(lock, [this] { return shutdown_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        fn = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      space_.notify_one();
+      fn();
+    }
+  }
+  const std::size_t max_pending_;
+  std::mutex mu_;
+  std::condition_variable work_, space_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  bool shutdown_ = false;
+};
+
+struct Route {
+  std::string method;
+  std::string pattern;
+  std::regex re;
+  Handler handler;
+};
+
+class HttplibServer final : public HttpServer {
+ public:
+  explicit HttplibServer(const HttpServerOptions& o) : opt_(o) {
+    svr_.new_task_queue = [this] {
+      return new BoundedTaskQueue(opt_.io_threads, static_cast<std::size_t>(opt_.max_pending_connections));
+    };
+    svr_.set_payload_max_length(opt_.max_body_bytes);
+    svr_.set_read_timeout(opt_.read_timeout_s, 0);
+    svr_.set_write_timeout(opt_.write_timeout_s, 0);
+    svr_.set_keep_alive_max_count(static_cast<std::size_t>(opt_.keep_alive_max));
+    svr_.set_keep_alive_timeout(2);
+    auto dispatch = [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); };
+    svr_.Get(".*", dispatch);
+    svr_.Post(".*", dispatch);
+    svr_.Put(".*", dispatch);
+    svr_.Delete(".*", dispatch);
+    svr_.Patch(".*", dispatch);
+    svr_.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+      res.status = 500;
+      res.set_content(R"({"error":{"code":"internal","message":"internal error"}})", "application/json");
+    });
+    // httplib answers 413 itself for an over-long body; give it our JSON error shape.
+    svr_.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+      if (!res.body.empty()) return;
+      std::string code = res.status == 413 ? "payload_too_large" : res.status == 400 ? "bad_request" : "error";
+      res.set_content("{\"error\":{\"code\":\"" + code + "\",\"message\":\"HTTP " + std::to_string(res.status) +
+                          "\"}}",
+                      "application/json");
+    });
+  }
+
+  void route(const std::string& method, const std::string& pattern, Handler handler) override {
+    // "{name}" -> one path segment.
+    std::string re = "^" + std::regex_replace(pattern, std::regex(R"(\{[^}/]+\})"), "([^/]+)") + "$";
+    routes_.push_back({method, pattern, std::regex(re), std::move(handler)});
+  }
+  void fallback(Handler handler) override { fallback_ = std::move(handler); }
+  void before(std::function<std::optional<HttpResponse>(const HttpRequest&)> hook) override { before_ = std::move(hook); }
+
+  Result<int> bind() override {
+    int port = opt_.port == 0 ? svr_.bind_to_any_port(opt_.host) : (svr_.bind_to_port(opt_.host, opt_.port) ? opt_.port : -1);
+    if (port < 0)
+      return make_error(ErrorCode::kIoError, "cannot listen on " + opt_.host + ":" + std::to_string(opt_.port));
+    return port;
+  }
+  void run() override { svr_.listen_after_bind(); }
+  void stop() override { svr_.stop(); }
+
+ private:
+  void handle(const httplib::Request& req, httplib::Response& res) {
+    HttpRequest r;
+    r.method = req.method;
+    r.path = req.path;
+    r.body = req.body;
+    r.remote_addr = req.remote_addr;
+    for (const auto& [k, v] : req.headers) r.headers[lower(k)] = v;
+    for (const auto& [k, v] : req.params) r.query[k] = v;
+    const std::string ct = lower(req.get_header_value("Content-Type"));
+    r.content_type = ct.substr(0, ct.find(';'));
+    while (!r.content_type.empty() && r.content_type.back() == ' ') r.content_type.pop_back();
+    for (const auto& [name, f] : req.files) r.parts.push_back({f.name, f.filename, lower(f.content_type), f.content});
+
+    HttpResponse out;
+    bool matched = false, method_mismatch = false;
+    if (before_) {
+      if (auto early = before_(r)) {
+        out = std::move(*early);
+        matched = true;
+      }
+    }
+    if (!matched) {
+      for (const auto& rt : routes_) {
+        std::smatch m;
+        if (!std::regex_match(r.path, m, rt.re)) continue;
+        if (rt.method != r.method) {
+          method_mismatch = true;
+          continue;
+        }
+        r.route = rt.pattern;
+        for (std::size_t i = 1; i < m.size(); ++i) r.params.push_back(m[i].str());
+        out = rt.handler(r);
+        matched = true;
+        break;
+      }
+    }
+    if (!matched) {
+      r.route = method_mismatch ? "(method not allowed)" : "(unmatched)";
+      r.headers["x-faceguard-method-mismatch"] = method_mismatch ? "1" : "0";
+      if (fallback_) out = fallback_(r);
+      else out.status = method_mismatch ? 405 : 404;
+    }
+    res.status = out.status;
+    for (const auto& [k, v] : out.headers) res.set_header(k.c_str(), v);
+    res.set_content(out.body, out.content_type.c_str());
+  }
+
+  HttpServerOptions opt_;
+  httplib::Server svr_;
+  std::vector<Route> routes_;
+  Handler fallback_;
+  std::function<std::optional<HttpResponse>(const HttpRequest&)> before_;
+};
+
+}  // namespace
+
+std::unique_ptr<HttpServer> HttpServer::create(const HttpServerOptions& options) {
+  return std::make_unique<HttplibServer>(options);
+}
+
+}  // namespace faceguard::server
