@@ -1,0 +1,142 @@
+#include "detect/image_prep.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include <opencv2/imgproc.hpp>
+
+namespace faceguard::detect {
+
+Result<cv::Mat> to_bgr8(const cv::Mat& image) {
+  if (image.empty() || image.cols <= 0 || image.rows <= 0) {
+    return make_error(ErrorCode::kInvalidArgument, "detect: the image is empty");
+  }
+  if (image.dims != 2) return make_error(ErrorCode::kInvalidArgument, "detect: the image must be 2-D");
+  if (image.depth() != CV_8U) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "detect: the image must be 8-bit (got OpenCV depth " + std::to_string(image.depth()) + ")");
+  }
+  switch (image.channels()) {
+    case 3:
+      return image;
+    case 1: {
+      cv::Mat bgr;
+      cv::cvtColor(image, bgr, cv::COLOR_GRAY2BGR);
+      return bgr;
+    }
+    case 4: {
+      cv::Mat bgr;
+      cv::cvtColor(image, bgr, cv::COLOR_BGRA2BGR);
+      return bgr;
+    }
+    default:
+      return make_error(ErrorCode::kInvalidArgument, "detect: the image must have 1, 3 or 4 channels (got " +
+                                                         std::to_string(image.channels()) + ")");
+  }
+}
+
+ReshapedDims face_api_reshaped_dims(int width, int height, int input_size) {
+  // face-api utils/index.ts computeReshapedDimensions, in double as JavaScript computes it.
+  const double scale = static_cast<double>(input_size) / std::max(width, height);
+  return {static_cast<int>(std::floor(width * scale + 0.5)), static_cast<int>(std::floor(height * scale + 0.5))};
+}
+
+namespace {
+
+// One axis of tfjs's resizeBilinear with alignCorners=false, halfPixelCenters=false
+// (tfjs-backend-cpu ResizeBilinear: source = ratio * dst, floor/ceil clamped to the input).
+struct AxisTap {
+  int lo = 0;
+  int hi = 0;
+  double frac = 0.0;
+};
+
+std::vector<AxisTap> axis_taps(int in_size, int out_size) {
+  std::vector<AxisTap> taps(static_cast<std::size_t>(out_size));
+  const double ratio = static_cast<double>(in_size) / out_size;
+  for (int i = 0; i < out_size; ++i) {
+    const double src = ratio * i;
+    const int lo = std::max(0, static_cast<int>(std::floor(src)));
+    taps[static_cast<std::size_t>(i)] = {lo, std::min(in_size - 1, static_cast<int>(std::ceil(src))), src - lo};
+  }
+  return taps;
+}
+
+}  // namespace
+
+cv::Mat face_api_input_blob(const cv::Mat& bgr, int size) {
+  CV_Assert(bgr.type() == CV_8UC3 && size > 0);
+  // The zero padding is virtual: samples beyond the image read 0, as they would from face-api's padded tensor.
+  const int square = std::max(bgr.cols, bgr.rows);
+  const auto rows = axis_taps(square, size);
+  const auto cols = axis_taps(square, size);
+  const int dims[] = {1, 3, size, size};
+  cv::Mat blob(4, dims, CV_32F);
+  float* planes[3] = {blob.ptr<float>(0, 0), blob.ptr<float>(0, 1), blob.ptr<float>(0, 2)};
+  const cv::Vec3b kBlack(0, 0, 0);
+  for (int r = 0; r < size; ++r) {
+    const AxisTap& ry = rows[static_cast<std::size_t>(r)];
+    const cv::Vec3b* top = ry.lo < bgr.rows ? bgr.ptr<cv::Vec3b>(ry.lo) : nullptr;
+    const cv::Vec3b* bottom = ry.hi < bgr.rows ? bgr.ptr<cv::Vec3b>(ry.hi) : nullptr;
+    for (int c = 0; c < size; ++c) {
+      const AxisTap& cx = cols[static_cast<std::size_t>(c)];
+      const bool lo_in = cx.lo < bgr.cols, hi_in = cx.hi < bgr.cols;
+      const cv::Vec3b& tl = top && lo_in ? top[cx.lo] : kBlack;
+      const cv::Vec3b& tr = top && hi_in ? top[cx.hi] : kBlack;
+      const cv::Vec3b& bl = bottom && lo_in ? bottom[cx.lo] : kBlack;
+      const cv::Vec3b& br = bottom && hi_in ? bottom[cx.hi] : kBlack;
+      const std::size_t at = static_cast<std::size_t>(r) * static_cast<std::size_t>(size) + static_cast<std::size_t>(c);
+      for (int ch = 0; ch < 3; ++ch) {
+        const int k = 2 - ch;  // BGR -> RGB
+        const double t = tl[k] + (static_cast<double>(tr[k]) - tl[k]) * cx.frac;
+        const double b = bl[k] + (static_cast<double>(br[k]) - bl[k]) * cx.frac;
+        planes[ch][at] = static_cast<float>(t + (b - t) * ry.frac);
+      }
+    }
+  }
+  return blob;
+}
+
+Point2f Letterbox::to_source(float nx, float ny) const {
+  const float sx = scaled_width > 0 ? static_cast<float>(src_width) / static_cast<float>(scaled_width) : 0.f;
+  const float sy = scaled_height > 0 ? static_cast<float>(src_height) / static_cast<float>(scaled_height) : 0.f;
+  return {(nx * static_cast<float>(size) - static_cast<float>(pad_x)) * sx,
+          (ny * static_cast<float>(size) - static_cast<float>(pad_y)) * sy};
+}
+
+Letterbox make_letterbox(int src_width, int src_height, int size) {
+  Letterbox lb;
+  lb.size = size;
+  lb.src_width = src_width;
+  lb.src_height = src_height;
+  const double scale = static_cast<double>(size) / std::max(src_width, src_height);
+  lb.scaled_width = std::clamp(static_cast<int>(std::lround(src_width * scale)), 1, size);
+  lb.scaled_height = std::clamp(static_cast<int>(std::lround(src_height * scale)), 1, size);
+  lb.pad_x = (size - lb.scaled_width) / 2;
+  lb.pad_y = (size - lb.scaled_height) / 2;
+  return lb;
+}
+
+cv::Mat letterbox_rgb(const cv::Mat& bgr, const Letterbox& lb) {
+  CV_Assert(bgr.type() == CV_8UC3);
+  cv::Mat square(lb.size, lb.size, CV_8UC3, cv::Scalar::all(0));
+  cv::Mat scaled;
+  const bool shrinking = lb.scaled_width < bgr.cols;
+  // INTER_AREA when shrinking: a 1920 px photo going to 256 px would alias badly with plain bilinear taps.
+  cv::resize(bgr, scaled, cv::Size(lb.scaled_width, lb.scaled_height), 0, 0,
+             shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
+  cv::Mat roi = square(cv::Rect(lb.pad_x, lb.pad_y, lb.scaled_width, lb.scaled_height));
+  cv::cvtColor(scaled, roi, cv::COLOR_BGR2RGB);
+  return square;
+}
+
+Box clip_box(const Box& box, int width, int height) {
+  const float x0 = std::clamp(box.x, 0.f, static_cast<float>(width));
+  const float y0 = std::clamp(box.y, 0.f, static_cast<float>(height));
+  const float x1 = std::clamp(box.right(), 0.f, static_cast<float>(width));
+  const float y1 = std::clamp(box.bottom(), 0.f, static_cast<float>(height));
+  return {x0, y0, std::max(0.f, x1 - x0), std::max(0.f, y1 - y0)};
+}
+
+}  // namespace faceguard::detect
