@@ -1,0 +1,322 @@
+#!/usr/bin/env node
+// Writes the numerical reference for faceguard's parity tests by running face-api.js 1.7.15 itself.
+//
+//   node make_reference.js [--out DIR] [--models DIR] [--runs N] [--no-timing]
+//
+// DIR (default <repo>/build/reference) receives:
+//   reference.json           index: provenance (package, tarball and bundle sha256, TF.js version), model file
+//                            sha256s, options used, the list of sample files below
+//   sampleN.png              the RGB pixels every number of sampleN.json was computed from (see lib/image.js)
+//   sampleN.json             SSD detections (default options), Tiny detections (416), and per SSD face: the
+//                            68 landmarks of both landmark nets, the dlib-aligned rect and 128-D descriptor
+//                            from face-api's withFaceLandmarks().withFaceDescriptors() pipeline
+//   sampleN_faceK_chip150.png / .f32   the 150x150 recognition-net input face-api built for that face
+//                            (PNG rounded to 8 bit; .f32 raw little-endian float32 HWC RGB, unrounded)
+//   raw.json + raw_*.png     network-level vectors on fixed inputs (no resize, no padding on either side):
+//                            descriptor of a 150x150 chip, landmarks of a 112x112 chip, SSD on 512x512,
+//                            Tiny on 416x416 (detections at a low threshold plus the raw output tensors)
+//   timings.json             face-api.js stage timings on this machine (warm-up + median of N runs)
+'use strict';
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { performance } = require('perf_hooks');
+
+const { load_faceapi, load_all_nets, default_model_dir, sha256_file } = require('./lib/faceapi');
+const img = require('./lib/image');
+
+const kRepo = path.resolve(__dirname, '..', '..');
+const kSamples = [1, 2, 3, 4, 5, 6];
+const kTinyInputSize = 416;  // face-api's TinyFaceDetectorOptions default and faceguard's kTiny default
+// Low thresholds for the fixed-input detector checks: many boxes, so box decoding is compared well beyond
+// the few faces that pass the default 0.5.
+const kRawSsdMinScore = 0.05;
+const kRawTinyMinScore = 0.05;
+
+function parse_args(argv) {
+  const a = { out: path.join(kRepo, 'build', 'reference'), models: default_model_dir(), runs: 3, timing: true };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    const next = () => {
+      if (i + 1 >= argv.length) throw new Error(`${k} needs a value`);
+      return argv[++i];
+    };
+    if (k === '--out') a.out = path.resolve(next());
+    else if (k === '--models') a.models = path.resolve(next());
+    else if (k === '--runs') a.runs = Math.max(1, parseInt(next(), 10));
+    else if (k === '--no-timing') a.timing = false;
+    else if (k === '-h' || k === '--help') {
+      process.stdout.write('usage: make_reference.js [--out DIR] [--models DIR] [--runs N] [--no-timing]\n');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${k}`);
+  }
+  return a;
+}
+
+const log = (m) => process.stderr.write(`[reference] ${m}\n`);
+const box_json = (b) => ({ x: b.x, y: b.y, width: b.width, height: b.height });
+const points_json = (pts) => pts.map((p) => [p.x, p.y]);
+const l2 = (a, b) => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0));
+
+function write_f32(file, tensor) {
+  const data = tensor.dataSync();
+  fs.writeFileSync(file, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+}
+
+// face-api's own pipeline objects, built once per image so SSD runs once: this is exactly the chain
+// detectAllFaces(input, SsdMobilenetv1Options()).withFaceLandmarks(tiny).withFaceDescriptors() creates.
+function landmarks_task(faceapi, dets, input, tiny) {
+  const parent = Promise.resolve(dets.map((d) => faceapi.extendWithFaceDetection({}, d)));
+  return new faceapi.DetectAllFaceLandmarksTask(parent, input, tiny);
+}
+
+// The 150x150 input face-api's recognition net sees for one aligned rect (float, before normalisation).
+async function recognition_chip(faceapi, input, rect) {
+  const faces = await faceapi.extractFaceTensors(input, [rect]);
+  const chip = new faceapi.NetInput(faces).toBatchTensor(150, true);
+  faces.forEach((f) => f.dispose());
+  return chip;  // [1,150,150,3] float32
+}
+
+async function sample_reference(faceapi, name, image, out) {
+  const { tf } = faceapi;
+  const input = img.to_tensor(tf, image);
+  const W = image.width;
+  const H = image.height;
+  const ssd = await faceapi.detectAllFaces(input, new faceapi.SsdMobilenetv1Options());
+  const tiny = await faceapi.detectAllFaces(input, new faceapi.TinyFaceDetectorOptions({ inputSize: kTinyInputSize }));
+  const full = await landmarks_task(faceapi, ssd, input, false).withFaceDescriptors();
+  const tinylm = await landmarks_task(faceapi, ssd, input, true);
+  if (full.length !== ssd.length || tinylm.length !== ssd.length) throw new Error(`${name}: a face lost its landmarks`);
+
+  const faces = [];
+  for (let k = 0; k < full.length; k++) {
+    const r = full[k];
+    const rect = r.landmarks.align(null, { useDlibAlignment: true });  // ComputeAllFaceDescriptorsTask's rect
+    const chip = await recognition_chip(faceapi, input, rect);
+    const chip_png = `${name}_face${k}_chip150.png`;
+    const chip_f32 = `${name}_face${k}_chip150.f32`;
+    const chip8 = img.from_tensor(tf, chip);
+    img.write_png(path.join(out, chip_png), chip8);
+    write_f32(path.join(out, chip_f32), chip);
+    chip.dispose();
+    // What an 8-bit chip costs: the descriptor of the rounded chip against face-api's float-chip descriptor.
+    const chip8_t = img.to_tensor(tf, chip8);
+    const desc8 = Array.from(await faceapi.nets.faceRecognitionNet.computeFaceDescriptor(chip8_t));
+    chip8_t.dispose();
+    const descriptor = Array.from(r.descriptor);
+    faces.push({
+      detection: { box: box_json(r.detection.box), score: r.detection.score },
+      // The floored, clipped crop both landmark nets ran on (extractFaceTensors).
+      landmark_crop: box_json(r.detection.forSize(W, H).box.clipAtImageBorders(W, H)),
+      landmarks68: points_json(r.landmarks.positions),
+      landmarks68_relative: points_json(r.unshiftedLandmarks.relativePositions),
+      landmarks68_tiny: points_json(tinylm[k].landmarks.positions),
+      aligned_rect: box_json(rect),
+      chip_crop: box_json(rect.clipAtImageBorders(W, H)),
+      chip150_png: chip_png,
+      chip150_f32: chip_f32,
+      descriptor,
+      descriptor_from_8bit_chip_l2: l2(descriptor, desc8),
+    });
+  }
+  input.dispose();
+  return {
+    image: { png: `${name}.png`, width: W, height: H },
+    ssd: ssd.map((d) => ({ box: box_json(d.box), score: d.score })),
+    tiny: tiny.map((d) => ({ box: box_json(d.box), score: d.score })),
+    faces,
+  };
+}
+
+// Fixed network-level inputs cut from the samples by face-api's own preprocessing, saved as 8-bit PNGs and
+// fed back as int32 tensors of exactly the network's input size, so neither side pads or resizes.
+async function raw_reference(faceapi, samples, out) {
+  const { tf } = faceapi;
+  const s1 = img.to_tensor(tf, samples[0].image);
+  const face0 = samples[0].ref.faces[0];
+  if (!face0) throw new Error('sample1 has no SSD face');
+  const raw = {};
+
+  // Recognition: the chip face-api built for sample1 face 0.
+  {
+    const chip = await recognition_chip(faceapi, s1, new faceapi.Rect(face0.aligned_rect.x, face0.aligned_rect.y,
+      face0.aligned_rect.width, face0.aligned_rect.height));
+    const c8 = img.from_tensor(tf, chip);
+    chip.dispose();
+    img.write_png(path.join(out, 'raw_chip150.png'), c8);
+    const t = img.to_tensor(tf, c8);
+    raw.recognition = { png: 'raw_chip150.png', descriptor: Array.from(await faceapi.nets.faceRecognitionNet.computeFaceDescriptor(t)) };
+    t.dispose();
+  }
+  // Landmarks: the 112x112 net input face-api built from sample1 face 0's crop (centred pad + resize).
+  {
+    const crops = await faceapi.extractFaceTensors(s1, [new faceapi.Rect(face0.landmark_crop.x, face0.landmark_crop.y,
+      face0.landmark_crop.width, face0.landmark_crop.height)]);
+    const t112 = new faceapi.NetInput(crops).toBatchTensor(112, true);
+    crops.forEach((c) => c.dispose());
+    const c8 = img.from_tensor(tf, t112);
+    t112.dispose();
+    img.write_png(path.join(out, 'raw_chip112.png'), c8);
+    const t = img.to_tensor(tf, c8);
+    const full = await faceapi.nets.faceLandmark68Net.detectLandmarks(t);
+    const tiny = await faceapi.nets.faceLandmark68TinyNet.detectLandmarks(t);
+    t.dispose();
+    raw.landmarks = { png: 'raw_chip112.png', landmarks68: points_json(full.positions), landmarks68_tiny: points_json(tiny.positions) };
+  }
+  // SSD: sample1 padded bottom/right and resized to 512 by face-api (toBatchTensor(512, false)).
+  {
+    const t512 = new faceapi.NetInput([s1]).toBatchTensor(512, false);
+    const c8 = img.from_tensor(tf, t512);
+    t512.dispose();
+    img.write_png(path.join(out, 'raw_ssd512.png'), c8);
+    const t = img.to_tensor(tf, c8);
+    const dets = await faceapi.nets.ssdMobilenetv1.locateFaces(t, { minConfidence: kRawSsdMinScore, maxResults: 100 });
+    const { boxes, scores } = await faceapi.nets.ssdMobilenetv1.forward(t);
+    raw.ssd = {
+      png: 'raw_ssd512.png',
+      min_score: kRawSsdMinScore,
+      detections: dets.map((d) => ({ box: box_json(d.box), score: d.score })),
+      // All 5118 priors: decoded [ymin, xmin, ymax, xmax] in [0,1] of the 512 input (before clamping) and scores.
+      boxes: boxes[0].arraySync(),
+      scores: Array.from(scores[0].dataSync()),
+    };
+    boxes.forEach((b) => b.dispose());
+    scores.forEach((s) => s.dispose());
+    t.dispose();
+  }
+  // Tiny: sample2 padded bottom/right and resized to 416.
+  {
+    const s2 = img.to_tensor(tf, samples[1].image);
+    const t416 = new faceapi.NetInput([s2]).toBatchTensor(kTinyInputSize, false);
+    s2.dispose();
+    const c8 = img.from_tensor(tf, t416);
+    t416.dispose();
+    img.write_png(path.join(out, 'raw_tiny416.png'), c8);
+    const t = img.to_tensor(tf, c8);
+    const dets = await faceapi.nets.tinyFaceDetector.locateFaces(t, { inputSize: kTinyInputSize, scoreThreshold: kRawTinyMinScore });
+    const grid = await faceapi.nets.tinyFaceDetector.forward(t, kTinyInputSize);
+    raw.tiny = {
+      png: 'raw_tiny416.png',
+      input_size: kTinyInputSize,
+      min_score: kRawTinyMinScore,
+      detections: dets.map((d) => ({ box: box_json(d.box), score: d.score })),
+      // The raw [13, 13, 25] output (5 anchors x [tx, ty, tw, th, score logit]) before any decoding.
+      output_shape: grid.shape.slice(1),
+      output: Array.from(grid.dataSync()),
+    };
+    grid.dispose();
+    t.dispose();
+  }
+  s1.dispose();
+  return raw;
+}
+
+async function time_ms(fn, runs) {
+  await fn();  // warm-up: TF.js CPU kernels and weight layouts are prepared on first use
+  const ms = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await fn();  // eslint-disable-line no-await-in-loop
+    ms.push(performance.now() - t0);
+  }
+  ms.sort((a, b) => a - b);
+  return { runs, min_ms: ms[0], median_ms: ms[Math.floor(ms.length / 2)], max_ms: ms[ms.length - 1] };
+}
+
+async function timings(faceapi, sample, runs, provenance) {
+  const { tf } = faceapi;
+  const input = img.to_tensor(tf, sample.image);
+  const face = sample.ref.faces[0];
+  const crop = (await faceapi.extractFaceTensors(input, [new faceapi.Rect(face.landmark_crop.x, face.landmark_crop.y,
+    face.landmark_crop.width, face.landmark_crop.height)]))[0];
+  const chip = await recognition_chip(faceapi, input, new faceapi.Rect(face.aligned_rect.x, face.aligned_rect.y,
+    face.aligned_rect.width, face.aligned_rect.height));
+  const chip3 = chip.squeeze([0]);
+  const ssd_opts = new faceapi.SsdMobilenetv1Options();
+  const tiny_opts = new faceapi.TinyFaceDetectorOptions({ inputSize: kTinyInputSize });
+  const stages = {};
+  log(`timing (${runs} runs per stage)`);
+  stages.ssd_detect = await time_ms(() => faceapi.detectAllFaces(input, ssd_opts), runs);
+  stages.tiny_detect_416 = await time_ms(() => faceapi.detectAllFaces(input, tiny_opts), runs);
+  stages.landmarks68_per_face = await time_ms(() => faceapi.nets.faceLandmark68Net.detectLandmarks(crop), runs);
+  stages.landmarks68_tiny_per_face = await time_ms(() => faceapi.nets.faceLandmark68TinyNet.detectLandmarks(crop), runs);
+  stages.descriptor_per_face = await time_ms(() => faceapi.nets.faceRecognitionNet.computeFaceDescriptor(chip3), runs);
+  stages.pipeline_ssd_landmarks_descriptors = await time_ms(
+    () => faceapi.detectAllFaces(input, ssd_opts).withFaceLandmarks().withFaceDescriptors(), runs);
+  stages.pipeline_ssd_landmarks_descriptors.faces = sample.ref.faces.length;
+  [input, crop, chip, chip3].forEach((t) => t.dispose());
+  return {
+    what: 'face-api.js 1.7.15 in Node, TF.js pure-JS CPU backend (single thread); wall time per call',
+    image: { png: sample.ref.image.png, width: sample.image.width, height: sample.image.height },
+    // Load average when timing started: the build machine is shared, so read the figures with it.
+    machine: {
+      cpu: os.cpus()[0] ? os.cpus()[0].model : 'unknown', cores: os.cpus().length, node: process.version,
+      loadavg_1m_at_start: os.loadavg()[0],
+    },
+    tfjs: provenance.tfjs.tfjs,
+    backend: provenance.backend,
+    stages,
+  };
+}
+
+async function main() {
+  const args = parse_args(process.argv.slice(2));
+  const samples_dir = path.join(args.models, 'face-api-1.7.15', 'samples');
+  if (!fs.existsSync(samples_dir)) throw new Error(`${samples_dir} is missing: run \`faceguard models fetch\` first`);
+  fs.mkdirSync(args.out, { recursive: true });
+
+  const { faceapi, provenance } = await load_faceapi(log);
+  const model_files = load_all_nets(faceapi, args.models);
+  log(`face-api ${provenance.version}, TF.js ${provenance.tfjs.tfjs} (${provenance.backend}), models ${args.models}`);
+
+  const samples = [];
+  for (const n of kSamples) {
+    const name = `sample${n}`;
+    const jpg = path.join(samples_dir, `${name}.jpg`);
+    const image = img.decode_jpeg(jpg);
+    img.write_png(path.join(args.out, `${name}.png`), image);
+    const t0 = performance.now();
+    const ref = await sample_reference(faceapi, name, image, args.out);  // eslint-disable-line no-await-in-loop
+    ref.image.source_jpeg = path.basename(jpg);
+    ref.image.source_jpeg_sha256 = sha256_file(jpg);
+    fs.writeFileSync(path.join(args.out, `${name}.json`), JSON.stringify(ref, null, 1));
+    log(`${name}: ${image.width}x${image.height}, ${ref.ssd.length} ssd, ${ref.tiny.length} tiny faces `
+      + `(${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    samples.push({ name, image, ref });
+  }
+
+  const raw = await raw_reference(faceapi, samples, args.out);
+  fs.writeFileSync(path.join(args.out, 'raw.json'), JSON.stringify(raw));
+  log(`raw: ${raw.ssd.detections.length} ssd boxes >= ${kRawSsdMinScore}, ${raw.tiny.detections.length} tiny >= ${kRawTinyMinScore}`);
+
+  if (args.timing) {
+    const t = await timings(faceapi, samples[0], args.runs, provenance);
+    fs.writeFileSync(path.join(args.out, 'timings.json'), JSON.stringify(t, null, 1));
+    for (const [k, v] of Object.entries(t.stages)) log(`  ${k}: median ${v.median_ms.toFixed(1)} ms`);
+  }
+
+  const index = {
+    format: 'faceguard-reference/1',
+    created: new Date().toISOString(),
+    provenance,
+    model_files,
+    options: {
+      ssd: { min_confidence: 0.5, max_results: 100, iou: 0.5 },
+      tiny: { input_size: kTinyInputSize, score_threshold: 0.5, iou: 0.4 },
+      descriptor: 'landmarks.align(null, {useDlibAlignment: true}) -> extractFaceTensors -> toBatchTensor(150, centred)',
+      pixels: 'jpeg-js decode of the sample JPEG, stored losslessly as sampleN.png; faceguard must read the PNG',
+    },
+    samples: samples.map((s) => `${s.name}.json`),
+    raw: 'raw.json',
+    timings: args.timing ? 'timings.json' : null,
+  };
+  fs.writeFileSync(path.join(args.out, 'reference.json'), JSON.stringify(index, null, 1));
+  log(`wrote ${args.out}`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`[reference] error: ${e && e.stack ? e.stack : e}\n`);
+  process.exit(1);
+});
