@@ -71,6 +71,7 @@ struct ErasureReport {
   bool dry_run = false;
   std::size_t examined = 0;
   std::vector<Erasure> erasures;
+  std::vector<std::string> warnings;  // e.g. a template bound to a consent the registry does not know
   std::size_t failures() const;
 };
 

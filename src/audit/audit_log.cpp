@@ -1,0 +1,247 @@
+// AuditLog: append-only JSON lines with a hash chain, signed checkpoints, a signed head file, fsync and flock.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "audit/audit_format.hpp"
+#include "faceguard/audit.hpp"
+
+namespace faceguard {
+
+using nlohmann::json;
+
+namespace {
+
+struct LogState {
+  std::filesystem::path path;
+  AuditOptions options;
+  std::optional<audit::SigningKey> key;
+  int fd = -1;
+  std::mutex mu;  // threads of this process; flock() orders processes
+  // Cached tail, valid while the file size equals `size`.
+  off_t size = -1;
+  std::uint64_t last_seq = 0;
+  std::string last_hash = audit::kZeroHash;
+
+  LogState() = default;
+  LogState(const LogState&) = delete;
+  LogState& operator=(const LogState&) = delete;
+  ~LogState() {
+    if (fd >= 0) ::close(fd);
+    if (key) sodium_memzero(key->secret.data(), key->secret.size());
+  }
+};
+
+class FileLock {
+ public:
+  explicit FileLock(int fd) : fd_(fd) {
+    while ((ok_ = ::flock(fd_, LOCK_EX) == 0) == false && errno == EINTR) {
+    }
+  }
+  ~FileLock() {
+    if (ok_) ::flock(fd_, LOCK_UN);
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  int fd_;
+  bool ok_ = false;
+};
+
+Status write_all(int fd, const std::string& s) {
+  std::size_t done = 0;
+  while (done < s.size()) {
+    const ssize_t n = ::write(fd, s.data() + done, s.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return make_error(ErrorCode::kIoError, std::string("audit write failed: ") + std::strerror(errno));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return ok_status();
+}
+
+// Reads the last line of the file (size > 0) to learn the chain head.
+Status read_tail(LogState& im, off_t size) {
+  if (size == 0) {
+    im.last_seq = 0;
+    im.last_hash = audit::kZeroHash;
+    im.size = 0;
+    return ok_status();
+  }
+  std::size_t window = 4096;
+  while (true) {
+    const off_t start = size > static_cast<off_t>(window) ? size - static_cast<off_t>(window) : 0;
+    std::string buf(static_cast<std::size_t>(size - start), '\0');
+    const ssize_t n = ::pread(im.fd, buf.data(), buf.size(), start);
+    if (n != static_cast<ssize_t>(buf.size())) return make_error(ErrorCode::kIoError, "cannot read the audit log tail");
+    if (buf.back() != '\n')
+      return make_error(ErrorCode::kCorruptData, im.path.string() +
+                                                     ": the last record is incomplete (torn write or truncation); "
+                                                     "run `faceguard audit verify`");
+    const std::size_t prev_nl = buf.rfind('\n', buf.size() - 2);
+    if (prev_nl == std::string::npos && start > 0) {
+      window *= 4;  // a long record: widen the window
+      if (window > (64u << 20)) return make_error(ErrorCode::kCorruptData, "audit record longer than 64 MiB");
+      continue;
+    }
+    const std::string line = buf.substr(prev_nl == std::string::npos ? 0 : prev_nl + 1,
+                                        buf.size() - 1 - (prev_nl == std::string::npos ? 0 : prev_nl + 1));
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || !audit::has_record_shape(j))
+      return make_error(ErrorCode::kCorruptData, im.path.string() + ": the last record is malformed; run `faceguard audit verify`");
+    im.last_seq = j["seq"].get<std::uint64_t>();
+    im.last_hash = j["hash"].get<std::string>();
+    im.size = size;
+    return ok_status();
+  }
+}
+
+Status write_head(const LogState& im) {
+  json h{{"seq", im.last_seq}, {"hash", im.last_hash}};
+  if (im.key) {
+    h["key_id"] = im.key->key_id;
+    h["sig"] = audit::sign_hex(*im.key, audit::head_message(im.last_seq, im.last_hash));
+  }
+  const std::filesystem::path head = audit::head_path(im.path);
+  const std::string tmp = head.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) return make_error(ErrorCode::kIoError, "cannot write " + tmp);
+  Status s = write_all(fd, h.dump() + "\n");
+  if (s && im.options.sync && ::fsync(fd) != 0) s = make_error(ErrorCode::kIoError, "fsync failed on " + tmp);
+  ::close(fd);
+  FG_TRY_STATUS(s);
+  if (::rename(tmp.c_str(), head.c_str()) != 0) return make_error(ErrorCode::kIoError, "cannot replace " + head.string());
+  return ok_status();
+}
+
+// Appends one record under the lock (the caller holds both locks and has a fresh tail).
+Result<std::uint64_t> append_locked(LogState& im, const std::string& kind, json body) {
+  json rec{{"seq", im.last_seq + 1}, {"time", audit::now_utc_millis()}, {"kind", kind}, {"prev", im.last_hash},
+           {"body", std::move(body)}};
+  const std::string hash = audit::record_hash(rec);
+  rec["hash"] = hash;
+  const std::string line = rec.dump() + "\n";
+  FG_TRY_STATUS(write_all(im.fd, line));
+  if (im.options.sync && ::fdatasync(im.fd) != 0)
+    return make_error(ErrorCode::kIoError, std::string("audit fsync failed: ") + std::strerror(errno));
+  im.last_seq += 1;
+  im.last_hash = hash;
+  im.size += static_cast<off_t>(line.size());
+  return im.last_seq;
+}
+
+Result<std::uint64_t> append_checkpoint_locked(LogState& im) {
+  json body{{"upto", im.last_seq},
+            {"head", im.last_hash},
+            {"key_id", im.key->key_id},
+            {"sig", audit::sign_hex(*im.key, audit::checkpoint_message(im.last_seq, im.last_hash))}};
+  return append_locked(im, "checkpoint", std::move(body));
+}
+
+// Takes the locks, refreshes the tail, runs fn, writes the head file.
+template <typename Fn>
+Result<std::uint64_t> with_lock(LogState& im, Fn fn) {
+  std::lock_guard<std::mutex> guard(im.mu);
+  FileLock lock(im.fd);
+  if (!lock.ok()) return make_error(ErrorCode::kIoError, "cannot lock " + im.path.string());
+  struct stat st {};
+  if (::fstat(im.fd, &st) != 0) return make_error(ErrorCode::kIoError, "cannot stat " + im.path.string());
+  if (st.st_size != im.size) FG_TRY_STATUS(read_tail(im, st.st_size));
+  FG_ASSIGN_OR_RETURN(std::uint64_t seq, fn());
+  FG_TRY_STATUS(write_head(im));
+  return seq;
+}
+
+}  // namespace
+
+struct AuditLog::Impl : LogState {};
+
+AuditLog::AuditLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+AuditLog::AuditLog(AuditLog&&) noexcept = default;
+AuditLog& AuditLog::operator=(AuditLog&&) noexcept = default;
+AuditLog::~AuditLog() = default;
+
+const std::filesystem::path& AuditLog::path() const { return impl_->path; }
+
+Result<AuditLog> AuditLog::open(const std::filesystem::path& path, const AuditOptions& options) {
+  if (sodium_init() < 0) return make_error(ErrorCode::kInternal, "libsodium failed to initialise");
+  if (options.checkpoint_every < 1) return make_error(ErrorCode::kInvalidArgument, "checkpoint_every must be >= 1");
+  auto im = std::make_unique<Impl>();
+  im->path = path;
+  im->options = options;
+  if (!options.signing_key.empty()) {
+    auto k = audit::load_secret_key(options.signing_key);
+    if (!k) return k.error();
+    im->key = *k;
+  }
+  im->fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (im->fd < 0)
+    return make_error(errno == EACCES ? ErrorCode::kPermissionDenied : ErrorCode::kIoError,
+                      "cannot open audit log " + path.string() + ": " + std::strerror(errno));
+  {
+    std::lock_guard<std::mutex> guard(im->mu);
+    FileLock lock(im->fd);
+    struct stat st {};
+    if (!lock.ok() || ::fstat(im->fd, &st) != 0) return make_error(ErrorCode::kIoError, "cannot lock " + path.string());
+    FG_TRY_STATUS(read_tail(*im, st.st_size));
+  }
+  return AuditLog(std::move(im));
+}
+
+Result<std::uint64_t> AuditLog::append(const std::string& kind, const std::string& body_json) {
+  if (kind.empty() || kind == "checkpoint")
+    return make_error(ErrorCode::kInvalidArgument, "audit record kind must be non-empty and not 'checkpoint'");
+  json body = json::parse(body_json, nullptr, false);
+  if (body.is_discarded() || !body.is_object())
+    return make_error(ErrorCode::kInvalidArgument, "audit record body must be a JSON object");
+  Impl& im = *impl_;
+  try {
+    return with_lock(im, [&]() -> Result<std::uint64_t> {
+      FG_ASSIGN_OR_RETURN(std::uint64_t seq, append_locked(im, kind, std::move(body)));
+      if (im.key && seq % static_cast<std::uint64_t>(im.options.checkpoint_every) == 0) {
+        FG_ASSIGN_OR_RETURN(std::uint64_t cp, append_checkpoint_locked(im));
+        (void)cp;
+      }
+      return seq;
+    });
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kInternal, std::string("audit append: ") + e.what());
+  }
+}
+
+Result<std::uint64_t> AuditLog::checkpoint() {
+  Impl& im = *impl_;
+  if (!im.key) return make_error(ErrorCode::kInvalidArgument, "no signing key: checkpoints need `faceguard audit keygen`");
+  try {
+    return with_lock(im, [&] { return append_checkpoint_locked(im); });
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kInternal, std::string("audit checkpoint: ") + e.what());
+  }
+}
+
+Result<std::vector<AuditRecord>> AuditLog::read_all() const {
+  std::ifstream in(impl_->path, std::ios::binary);
+  if (!in) return make_error(ErrorCode::kIoError, "cannot read " + impl_->path.string());
+  std::vector<AuditRecord> out;
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || !audit::has_record_shape(j))
+      return make_error(ErrorCode::kCorruptData, impl_->path.string() + ": line " + std::to_string(n) + " is not an audit record");
+    out.push_back({j["seq"].get<std::uint64_t>(), j["time"].get<std::string>(), j["kind"].get<std::string>(),
+                   j["prev"].get<std::string>(), j["hash"].get<std::string>(), j["body"].dump(), n});
+  }
+  return out;
+}
+
+}  // namespace faceguard
