@@ -1,0 +1,126 @@
+// The convenience pipeline: detect -> (68-point landmarks) -> five points -> warp onto a chip -> embed.
+// Each step is its own public component; this file only decides which of them a face needs and in what order.
+#include "faceguard/pipeline.hpp"
+
+#include <algorithm>
+#include <exception>
+
+namespace faceguard {
+
+namespace {
+
+bool is_blazeface(DetectorKind k) { return k == DetectorKind::kBlazeFaceBack || k == DetectorKind::kBlazeFaceFront; }
+
+// SSD and tiny boxes carry no landmarks, so the 68-point net is always needed for a similarity warp; and
+// face-api.js computes them before its descriptor too (withFaceLandmarks().withFaceDescriptors()), so the
+// axis-crop path keeps them as well. BlazeFace brings its own six keypoints; 68-point refinement on its box
+// is optional (MODELS.md: the keypoints are coarser, refinement improves alignment).
+bool needs_landmarker(const PipelineOptions& o) { return !is_blazeface(o.detector.kind) || o.landmarks68; }
+
+}  // namespace
+
+struct Pipeline::Impl {
+  PipelineOptions options;
+  std::unique_ptr<Detector> detector;
+  std::unique_ptr<Landmarker> landmarker;  // null when the BlazeFace keypoints are used as they are
+  std::unique_ptr<Embedder> embedder;
+  bool arcface_chip = false;  // MobileFaceNet wants the ArcFace 112 chip, dlib its 150 chip
+
+  Status add_landmarks(const cv::Mat& bgr, Face& face) {
+    if (!landmarker) return ok_status();
+    FG_ASSIGN_OR_RETURN(auto pts, landmarker->landmarks(bgr, face.box));
+    face.landmarks = std::move(pts);
+    face.scheme = LandmarkScheme::kIbug68;
+    return ok_status();
+  }
+
+  Result<cv::Mat> chip_for(const cv::Mat& bgr, const Face& face) {
+    const ChipTemplate& tpl = template_for(face, arcface_chip);
+    return align(bgr, face, tpl, options.align);
+  }
+};
+
+Pipeline::Pipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Pipeline::~Pipeline() = default;
+
+Result<std::unique_ptr<Pipeline>> Pipeline::create(const ModelPack& pack, const PipelineOptions& options) {
+  if (options.max_faces < 0) return make_error(ErrorCode::kInvalidArgument, "max_faces must be >= 0");
+  try {
+    auto impl = std::make_unique<Impl>();
+    impl->options = options;
+    FG_ASSIGN_OR_RETURN(impl->detector, Detector::create(pack, options.detector));
+    if (needs_landmarker(options)) {
+      LandmarkerOptions lo;
+      lo.tiny = options.tiny_landmarks;
+      lo.threads = options.detector.threads;
+      FG_ASSIGN_OR_RETURN(impl->landmarker, Landmarker::create(pack, lo));
+    }
+    FG_ASSIGN_OR_RETURN(impl->embedder, Embedder::create(pack, options.embedder));
+    impl->arcface_chip = options.embedder.kind == EmbedderKind::kMobileFaceNet;
+    return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kInternal, std::string("pipeline creation failed: ") + e.what());
+  }
+}
+
+Result<std::vector<Face>> Pipeline::detect(const cv::Mat& bgr) {
+  if (bgr.empty() || bgr.type() != CV_8UC3) {
+    return make_error(ErrorCode::kInvalidArgument, "the pipeline needs a non-empty 8-bit 3-channel BGR image");
+  }
+  try {
+    FG_ASSIGN_OR_RETURN(auto faces, impl_->detector->detect(bgr));
+    // Detectors sort by descending score, so truncation keeps the most confident faces.
+    const auto max = static_cast<std::size_t>(impl_->options.max_faces);
+    if (max > 0 && faces.size() > max) faces.resize(max);
+    return faces;
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kInternal, std::string("detection failed: ") + e.what());
+  }
+}
+
+Result<std::vector<AnalyzedFace>> Pipeline::analyze(const cv::Mat& bgr) {
+  FG_ASSIGN_OR_RETURN(auto faces, detect(bgr));
+  std::vector<AnalyzedFace> out;
+  if (faces.empty()) return out;
+  try {
+    std::vector<cv::Mat> chips;
+    chips.reserve(faces.size());
+    for (auto& f : faces) {
+      FG_TRY_STATUS(impl_->add_landmarks(bgr, f));
+      FG_ASSIGN_OR_RETURN(auto chip, impl_->chip_for(bgr, f));
+      chips.push_back(std::move(chip));
+    }
+    // One batched forward pass is cheaper per face than one call per chip.
+    FG_ASSIGN_OR_RETURN(auto embeddings, impl_->embedder->embed_batch(chips));
+    if (embeddings.size() != faces.size()) {
+      return make_error(ErrorCode::kInternal, "embedder returned " + std::to_string(embeddings.size()) +
+                                                  " templates for " + std::to_string(faces.size()) + " faces");
+    }
+    out.reserve(faces.size());
+    for (std::size_t i = 0; i < faces.size(); ++i) {
+      out.push_back(AnalyzedFace{std::move(faces[i]), std::move(embeddings[i])});
+    }
+    return out;
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kInternal, std::string("analysis failed: ") + e.what());
+  }
+}
+
+Result<Embedding> Pipeline::embed_face(const cv::Mat& bgr, Face& face) {
+  if (bgr.empty() || bgr.type() != CV_8UC3) {
+    return make_error(ErrorCode::kInvalidArgument, "the pipeline needs a non-empty 8-bit 3-channel BGR image");
+  }
+  try {
+    FG_TRY_STATUS(impl_->add_landmarks(bgr, face));
+    FG_ASSIGN_OR_RETURN(auto chip, impl_->chip_for(bgr, face));
+    return impl_->embedder->embed(chip);
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kInternal, std::string("embedding failed: ") + e.what());
+  }
+}
+
+Detector& Pipeline::detector() { return *impl_->detector; }
+Embedder& Pipeline::embedder() { return *impl_->embedder; }
+const PipelineOptions& Pipeline::options() const { return impl_->options; }
+
+}  // namespace faceguard
