@@ -1,0 +1,289 @@
+// `faceguard eval verify`: verification accuracy of the pipeline on a pair list (LFW format or CSV).
+// All the work is in faceguard/eval.hpp; this file parses options and prints.
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+#include "faceguard/eval.hpp"
+#include "faceguard/models.hpp"
+
+namespace faceguard::cli {
+
+namespace {
+
+struct EvalArgs {
+  std::string pairs;
+  std::string train;
+  std::string images;
+  std::string detector = "ssd";
+  std::string align = "similarity";
+  std::string landmarks = "68";
+  std::string embedder = "dlib";
+  bool flip = false;
+  bool no_fallback = false;
+  std::string cache;
+  std::string out;
+  int threads = 2;
+  int folds = 10;
+  bool json = false;
+};
+
+std::string pct(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f%%", v * 100.0);
+  return b;
+}
+std::string num(double v, const char* f = "%.4f") {
+  char b[32];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+struct ListSummary {
+  std::string name;
+  eval::KFoldResult kfold;
+  int k = 0;
+  eval::Roc roc;
+  std::vector<eval::TarAtFar> tars;
+};
+
+Result<ListSummary> summarise_list(std::string name, const eval::PairList& list,
+                                   const std::vector<eval::ScoredPair>& scored, int k) {
+  ListSummary s;
+  s.name = std::move(name);
+  std::vector<int> folds;
+  if (list.folds >= 2) {  // the file's own folds (LFW View 2 pairs.txt)
+    s.k = list.folds;
+    for (const auto& p : list.pairs) folds.push_back(p.fold);
+  } else {
+    s.k = k;
+    folds = eval::stratified_folds(scored, k);
+  }
+  FG_ASSIGN_OR_RETURN(s.kfold, eval::k_fold(scored, folds, s.k));
+  FG_ASSIGN_OR_RETURN(s.roc, eval::roc(scored));
+  for (double far : {1e-2, 1e-3}) s.tars.push_back(eval::tar_at_far(s.roc, far));
+  return s;
+}
+
+void print_summary(const ListSummary& s, std::size_t pairs) {
+  std::cout << s.k << "-fold over " << s.name << " (" << pairs << " pairs): accuracy " << pct(s.kfold.mean_accuracy)
+            << " +- " << pct(s.kfold.std_accuracy) << " (std; SE " << pct(s.kfold.standard_error) << ")\n";
+  std::cout << "  AUC " << num(s.roc.auc, "%.5f") << "  EER " << pct(s.roc.eer) << " at distance "
+            << num(s.roc.eer_threshold);
+  for (const auto& t : s.tars) {
+    std::cout << "  TAR@FAR=" << num(t.far_target, "%g") << " " << pct(t.tar)
+              << (t.resolvable ? "" : " (too few different pairs to resolve)");
+  }
+  std::cout << "\n";
+}
+
+nlohmann::json to_json(const ListSummary& s) {
+  nlohmann::json j;
+  j["k"] = s.k;
+  j["mean_accuracy"] = s.kfold.mean_accuracy;
+  j["std_accuracy"] = s.kfold.std_accuracy;
+  j["standard_error"] = s.kfold.standard_error;
+  j["folds"] = nlohmann::json::array();
+  for (const auto& f : s.kfold.folds)
+    j["folds"].push_back({{"threshold", f.threshold}, {"train_accuracy", f.train_accuracy},
+                          {"test_accuracy", f.test_accuracy}, {"pairs", f.test_pairs}});
+  j["auc"] = s.roc.auc;
+  j["eer"] = s.roc.eer;
+  j["eer_threshold"] = s.roc.eer_threshold;
+  for (const auto& t : s.tars)
+    j["tar_at_far"].push_back({{"far_target", t.far_target}, {"tar", t.tar}, {"far", t.far},
+                               {"threshold", t.threshold}, {"resolvable", t.resolvable}});
+  return j;
+}
+
+
+Result<eval::VerifyConfig> make_config(const EvalArgs& a) {
+  eval::VerifyConfig c;
+  FG_ASSIGN_OR_RETURN(c.pipeline.detector.kind, parse_detector_kind(a.detector));
+  if (a.align == "similarity") {
+    c.pipeline.align = AlignMethod::kSimilarity5;
+  } else if (a.align == "crop") {
+    c.pipeline.align = AlignMethod::kAxisCrop;
+  } else {
+    return make_error(ErrorCode::kInvalidArgument, "--align must be similarity or crop");
+  }
+  if (a.landmarks == "68") {
+    c.pipeline.landmarks68 = true;
+  } else if (a.landmarks == "tiny") {
+    c.pipeline.landmarks68 = true;
+    c.pipeline.tiny_landmarks = true;
+  } else if (a.landmarks == "none") {
+    c.pipeline.landmarks68 = false;
+  } else {
+    return make_error(ErrorCode::kInvalidArgument, "--landmarks must be 68, tiny or none");
+  }
+  if (a.embedder == "dlib") {
+    c.pipeline.embedder.kind = EmbedderKind::kDlibResNet;
+  } else if (a.embedder == "mobilefacenet") {
+    c.pipeline.embedder.kind = EmbedderKind::kMobileFaceNet;
+  } else {
+    return make_error(ErrorCode::kInvalidArgument, "--embedder must be dlib or mobilefacenet");
+  }
+  c.flip = a.flip;
+  c.fallback = !a.no_fallback;
+  c.threads = a.threads;
+  return c;
+}
+
+int run_verify(const EvalArgs& a) {
+  auto config = make_config(a);
+  if (!config) return report(config.error(), "eval verify");
+  if (a.folds < 2) return report(make_error(ErrorCode::kInvalidArgument, "--folds must be >= 2"), "eval verify");
+  const std::filesystem::path pairs_file(a.pairs);
+  const std::filesystem::path images = a.images.empty() ? pairs_file.parent_path() / "images" : std::filesystem::path(a.images);
+
+  auto test = eval::load_pairs(pairs_file, images);
+  if (!test) return report(test.error(), "eval verify");
+  std::optional<eval::PairList> train;
+  if (!a.train.empty()) {
+    auto t = eval::load_pairs(a.train, images);
+    if (!t) return report(t.error(), "eval verify");
+    train = std::move(*t);
+  }
+  eval::PairList all = *test;
+  if (train) {
+    all.pairs.insert(all.pairs.begin(), train->pairs.begin(), train->pairs.end());
+    all.folds = 0;
+    for (auto& p : all.pairs) p.fold = -1;
+  }
+
+  auto pack = ModelPack::open(model_dir());
+  if (!pack) return report(pack.error(), "eval verify");
+  const std::string key = eval::config_key(*config);
+  auto cache = a.cache.empty() ? eval::EmbeddingCache::in_memory(key) : [&] {
+    auto c = eval::EmbeddingCache::open(a.cache, key);
+    if (c) return std::move(*c);
+    std::cerr << "faceguard: eval verify: ignoring the cache (" << c.error().message << ")\n";
+    auto fresh = eval::EmbeddingCache::in_memory(key);
+    return fresh;
+  }();
+
+  const auto images_list = eval::unique_images(all);
+  const bool show = !globals().quiet && !a.json;
+  auto progress = [&](int done, int total) {
+    if (show && (done % 50 == 0 || done == total)) {
+      std::cerr << "\rembedding " << done << "/" << total << std::flush;
+      if (done == total) std::cerr << "\n";
+    }
+  };
+  auto set = eval::embed_images(*pack, images_list, *config, cache, progress);
+  if (!set) return report(set.error(), "eval verify");
+  if (!a.cache.empty()) {
+    if (auto s = cache.save(); !s) std::cerr << "faceguard: eval verify: cache not saved: " << s.error().message << "\n";
+  }
+
+  auto scored_test = eval::score_pairs(*test, *set);
+  if (!scored_test) return report(scored_test.error(), "eval verify");
+  auto scored_all = eval::score_pairs(all, *set);
+  if (!scored_all) return report(scored_all.error(), "eval verify");
+
+  nlohmann::json doc;
+  doc["config"] = key;
+  doc["images"] = images_list.size();
+  doc["cache_hits"] = set->cache_hits;
+  doc["computed"] = set->computed;
+  doc["embed_seconds"] = set->seconds;
+  for (int s = 0; s <= static_cast<int>(eval::FaceSource::kFailed); ++s)
+    doc["face_sources"][std::string(eval::to_string(static_cast<eval::FaceSource>(s)))] = set->counts[s];
+  std::vector<std::string> failures;
+  for (const auto& [path, e] : set->by_path)
+    if (e.source == eval::FaceSource::kFailed) failures.push_back(path + ": " + e.error);
+
+  if (!a.json) {
+    std::cout << "config: " << key << "\n";
+    std::cout << "images: " << images_list.size() << " (cache hits " << set->cache_hits << ", computed "
+              << set->computed << " in " << num(set->seconds, "%.1f") << " s)\n";
+    std::cout << "faces:";
+    for (int s = 0; s <= static_cast<int>(eval::FaceSource::kFailed); ++s)
+      std::cout << " " << eval::to_string(static_cast<eval::FaceSource>(s)) << " " << set->counts[s];
+    std::cout << "\n";
+    for (std::size_t i = 0; i < failures.size() && i < 10; ++i) std::cout << "  failed: " << failures[i] << "\n";
+  }
+
+  if (train) {
+    auto scored_train = eval::score_pairs(*train, *set);
+    if (!scored_train) return report(scored_train.error(), "eval verify");
+    auto choice = eval::best_threshold(*scored_train);
+    if (!choice) return report(choice.error(), "eval verify");
+    const double test_acc = eval::accuracy_at(*scored_test, choice->threshold);
+    doc["train_threshold"] = {{"threshold", choice->threshold}, {"train_accuracy", choice->accuracy},
+                              {"test_accuracy", test_acc}, {"train_pairs", train->pairs.size()},
+                              {"test_pairs", test->pairs.size()}};
+    if (!a.json) {
+      std::cout << "threshold from " << a.train << " (" << train->pairs.size() << " pairs): " << num(choice->threshold)
+                << " (train accuracy " << pct(choice->accuracy) << ")\n";
+      std::cout << "accuracy on " << a.pairs << " (" << test->pairs.size() << " pairs) at that threshold: "
+                << pct(test_acc) << "\n";
+    }
+    if (!a.out.empty()) {
+      if (auto s = eval::write_text_file(std::filesystem::path(a.out) / "scores-train.csv",
+                                         eval::scores_csv(*train, *scored_train));
+          !s)
+        return report(s.error(), "eval verify");
+    }
+  }
+
+  auto test_summary = summarise_list("the pair list", *test, *scored_test, a.folds);
+  if (!test_summary) return report(test_summary.error(), "eval verify");
+  doc["pairs"] = to_json(*test_summary);
+  if (!a.json) print_summary(*test_summary, test->pairs.size());
+  std::optional<ListSummary> all_summary;
+  if (train) {
+    auto s = summarise_list("train+test", all, *scored_all, a.folds);
+    if (!s) return report(s.error(), "eval verify");
+    all_summary = std::move(*s);
+    doc["train_plus_test"] = to_json(*all_summary);
+    if (!a.json) print_summary(*all_summary, all.pairs.size());
+  }
+
+  if (!a.out.empty()) {
+    const std::filesystem::path out(a.out);
+    for (auto s : {eval::write_text_file(out / "scores.csv", eval::scores_csv(*test, *scored_test)),
+                   eval::write_text_file(out / "roc.svg", eval::roc_svg(test_summary->roc, "ROC: " + pairs_file.filename().string())),
+                   all_summary ? eval::write_text_file(out / "roc-train-plus-test.svg",
+                                                       eval::roc_svg(all_summary->roc, "ROC: train + test"))
+                               : ok_status(),
+                   eval::write_text_file(out / "summary.json", doc.dump(2) + "\n")}) {
+      if (!s) return report(s.error(), "eval verify");
+    }
+    if (!a.json) std::cout << "wrote " << (out / "scores.csv").string() << ", roc.svg, summary.json\n";
+  }
+  if (a.json) std::cout << doc.dump(2) << "\n";
+  return kExitOk;
+}
+
+void setup_eval(CLI::App& app) {
+  auto* ev = app.add_subcommand("eval", "measure accuracy on labelled data");
+  ev->require_subcommand(1);
+  auto args = std::make_shared<EvalArgs>();
+  auto* v = ev->add_subcommand("verify", "1:1 verification accuracy on a pair list (LFW pairs*.txt or a,b,same CSV)");
+  v->add_option("--pairs", args->pairs, "pair list to evaluate (LFW format, or .csv with a,b,same)")->required();
+  v->add_option("--train", args->train, "pair list to choose the threshold on (e.g. pairsDevTrain.txt)");
+  v->add_option("--images", args->images, "folder holding the images (LFW: the <name>/ folders; default: <pairs folder>/images)");
+  v->add_option("--detector", args->detector, "ssd, tiny, blazeface or blazeface-front")->capture_default_str();
+  v->add_option("--align", args->align, "similarity (5-point warp) or crop (face-api.js axis-aligned crop)")->capture_default_str();
+  v->add_option("--landmarks", args->landmarks, "68, tiny or none (BlazeFace keypoints)")->capture_default_str();
+  v->add_option("--embedder", args->embedder, "dlib or mobilefacenet")->capture_default_str();
+  v->add_flag("--flip", args->flip, "average the templates of the face and its mirror image");
+  v->add_flag("--no-fallback", args->no_fallback, "no canvas-SSD/BlazeFace/centre-crop retry when no face is found");
+  v->add_option("--cache", args->cache, "folder for the embedding cache (re-runs take seconds)");
+  v->add_option("--out", args->out, "folder for scores.csv, roc.svg and summary.json");
+  v->add_option("--threads", args->threads, "worker threads, one pipeline each")->capture_default_str();
+  v->add_option("--folds", args->folds, "k of the k-fold protocol (a pairs.txt with folds uses its own)")->capture_default_str();
+  v->add_flag("--json", args->json, "print the summary as JSON");
+  v->callback([args] { set_exit(run_verify(*args)); });
+}
+
+Registrar r(70, setup_eval);
+
+}  // namespace
+
+}  // namespace faceguard::cli
