@@ -63,6 +63,7 @@ struct FetchOptions {
   std::filesystem::path tarball_dir;    // if set, use <name>-<version>.tgz found here instead of `npm pack`
   std::string npm = "npm";              // npm executable
   bool force = false;                   // re-fetch even if the manifest says it is installed
+  bool verify = false;                  // up-to-date check also re-hashes files (else sizes only)
 };
 
 struct FetchReport {
@@ -84,6 +85,8 @@ class ModelPack {
   Result<std::filesystem::path> file(ModelFile which) const;
   // The sample photos shipped in @vladmandic/face-api (sample1..6.jpg).
   std::vector<std::filesystem::path> sample_images() const;
+  // Re-hash every installed file against manifest.json; kModelError naming each mismatch.
+  Status verify() const;
   const std::vector<InstalledFile>& files() const { return files_; }
   const std::vector<PackageSpec>& packages() const { return packages_; }
 
