@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdlib>
@@ -139,20 +140,30 @@ Result<ProcessResult> run_process(const std::string& program, const std::vector<
 }
 
 std::string summarise_output(const std::string& text, std::size_t max_lines) {
+  // npm prefixes every error line with "npm ERR!" (npm <= 8) or "npm error" (npm >= 9), then prints the
+  // cause first ("code ECONNREFUSED", "FetchError: request to ... failed", "404 Not Found - GET ...")
+  // followed by a stack trace, an object dump and a pointer to its log. Keep the first distinct lines
+  // that are not that noise.
+  static const char* const kPrefixes[] = {"npm ERR! ", "npm ERR!", "npm error ", "npm error", "npm warn "};
   std::vector<std::string> lines;
   std::stringstream ss(text);
   std::string line;
-  while (std::getline(ss, line)) {
+  while (std::getline(ss, line) && lines.size() < max_lines) {
+    for (const char* p : kPrefixes)
+      if (line.rfind(p, 0) == 0) {
+        line.erase(0, std::strlen(p));
+        break;
+      }
+    if (!line.empty() && (line.front() == ' ' || line.front() == '\t')) continue;  // stack frames, dumps
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    // npm prefixes every error line with "npm ERR!" (npm <= 8) or "npm error" (npm >= 9); its
-    // "A complete log of this run can be found in" trailer says nothing about the cause.
-    if (line.empty() || line.find("complete log of this run") != std::string::npos) continue;
-    lines.push_back(line);
+    if (line.empty() || line == "{" || line == "}" || line.size() <= 4) continue;
+    if (line.rfind("syscall ", 0) == 0 || line.rfind("errno ", 0) == 0) continue;
+    if (line.find("complete log of this run") != std::string::npos) continue;
+    if (std::find(lines.begin(), lines.end(), line) == lines.end()) lines.push_back(line);
   }
   if (lines.empty()) return "(no output)";
   std::string out;
-  const std::size_t first = lines.size() > max_lines ? lines.size() - max_lines : 0;
-  for (std::size_t i = first; i < lines.size(); ++i) out += (out.empty() ? "" : "; ") + lines[i];
+  for (const auto& l : lines) out += (out.empty() ? "" : "; ") + l;
   return out;
 }
 

@@ -29,7 +29,8 @@ std::optional<std::filesystem::path> find_executable(const std::string& program)
 Result<ProcessResult> run_process(const std::string& program, const std::vector<std::string>& args,
                                   const std::filesystem::path& cwd, std::chrono::seconds timeout);
 
-// The last few meaningful lines of a program's stderr, joined by "; ", for an error message.
-std::string summarise_output(const std::string& text, std::size_t max_lines = 4);
+// The first few meaningful lines of a program's stderr (npm's noise removed), joined by "; ", for an
+// error message.
+std::string summarise_output(const std::string& text, std::size_t max_lines = 3);
 
 }  // namespace faceguard::model
