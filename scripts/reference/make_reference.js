@@ -118,7 +118,10 @@ async function sample_reference(faceapi, name, image, out) {
       chip150_png: chip_png,
       chip150_f32: chip_f32,
       descriptor,
-      descriptor_from_8bit_chip_l2: l2(descriptor, desc8),
+      // The descriptor of chip150_png (the chip rounded to 8 bit) and its L2 distance to `descriptor`: the
+      // floor an 8-bit chip path can reach against face-api's float chip.
+      descriptor_8bit_chip: desc8,
+      descriptor_8bit_chip_l2: l2(descriptor, desc8),
     });
   }
   input.dispose();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the face-api.js numerical reference for tests/model/parity_test.cpp.
 #
-#   scripts/reference/run.sh [--out DIR] [--models DIR] [--runs N] [--no-timing] [--force]
+#   scripts/reference/run.sh [--out DIR | DIR] [--models DIR] [--runs N] [--no-timing] [--force]
 #
 # DIR defaults to <repo>/build/reference (where the parity test looks unless FACEGUARD_REFERENCE_DIR is set).
 # Idempotent: `npm ci` runs only when node_modules does not match package-lock.json, and the reference is
@@ -23,7 +23,8 @@ while [[ $# -gt 0 ]]; do
     --no-timing) pass+=(--no-timing); shift ;;
     --force) force=1; shift ;;
     -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+    -*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+    *) out="$(mkdir -p "$1" && cd "$1" && pwd)"; shift ;;
   esac
 done
 
