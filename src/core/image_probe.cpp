@@ -329,7 +329,7 @@ Result<HeaderScan> scan_header(std::span<const std::uint8_t> b, bool full) {
   if (starts_with(b, "GIF87a", 6) || starts_with(b, "GIF89a", 6)) return scan_gif(b);
   // "BM" alone is weak (a text file may start so): the file header's reserved bytes 6..9 must be zero.
   if (starts_with(b, "BM", 2) && (b.size() < 10 || (b[6] | b[7] | b[8] | b[9]) == 0)) return scan_bmp(b);
-  if (starts_with(b, "RIFF", 4) && b.size() < 12 && std::memcmp(b.data() + 8, "WEBP", b.size() - 8) == 0)
+  if (starts_with(b, "RIFF", 4) && b.size() < 12 && (b.size() <= 8 || std::memcmp(b.data() + 8, "WEBP", b.size() - 8) == 0))
     return truncated("WebP");
   if (starts_with(b, "RIFF", 4) && starts_with(b, "WEBP", 4, 8)) return scan_webp(b, full);
   if (starts_with(b, "II*\0", 4) || starts_with(b, "MM\0*", 4) || starts_with(b, "II+\0", 4) ||

@@ -239,6 +239,8 @@ TEST(ImageProbe, UnknownSignatureIsUnsupported) {
   EXPECT_EQ(r.error().code, ErrorCode::kUnsupportedFormat);
   EXPECT_EQ(r.error().message, "not an image (or an unsupported format)");
   EXPECT_EQ(faceguard::probe_image(Bytes{}).error().code, ErrorCode::kCorruptData);
+  // Found by the fuzz driver: a RIFF prefix shorter than its "WEBP" tag.
+  EXPECT_EQ(faceguard::probe_image(Bytes{'R', 'I', 'F', 'F', 1}).error().code, ErrorCode::kCorruptData);
   const std::string bmw = "BMW 320d, 2019\n";
   EXPECT_EQ(faceguard::probe_image(Bytes(bmw.begin(), bmw.end())).error().code, ErrorCode::kUnsupportedFormat);
 }
