@@ -249,8 +249,16 @@ struct StageTiming {
   double max_ms = 0.0;
 };
 
+// A benchmark checks its own answers (STYLE.md habit 11): a timing of a wrong result is worthless.
+struct BenchCheck {
+  std::string what;
+  bool ok = false;
+  std::string detail;
+};
+
 struct BenchReport {
   std::vector<StageTiming> stages;
+  std::vector<BenchCheck> checks;
   int images = 0;
   int faces = 0;  // faces found by SSD over the images (used for the per-face stages)
   int threads = 1;

@@ -1,0 +1,199 @@
+// `faceguard bench`: per-stage timings (median/min/max after warm-up) as a table or JSON, with the
+// face-api.js reference timings (scripts/reference/ timings.json) side by side when given.
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+#include "faceguard/eval.hpp"
+#include "faceguard/models.hpp"
+
+namespace faceguard::cli {
+
+namespace {
+
+struct BenchArgs {
+  std::vector<std::string> images;
+  int max_images = 20;
+  int repeats = 10;
+  int warmup = 2;
+  int threads = 1;
+  std::vector<int> batches{1, 16};
+  bool json = false;
+  bool no_end_to_end = false;
+  std::string faceapi;
+};
+
+// Our stage -> the stage name in make_reference.js timings.json.
+const std::map<std::string, std::string>& faceapi_names() {
+  static const std::map<std::string, std::string> m = {
+      {"detect/ssd", "ssd_detect"},
+      {"detect/tiny", "tiny_detect_416"},
+      {"landmarks/68", "landmarks68_per_face"},
+      {"landmarks/68-tiny", "landmarks68_tiny_per_face"},
+      {"embed/b1", "descriptor_per_face"},
+      {"end-to-end/ssd+68+similarity+dlib", "pipeline_ssd_landmarks_descriptors"},
+  };
+  return m;
+}
+
+// Targets from the engine issue: descriptor <= 12 ms/face single-threaded at batch 1, SSD <= 120 ms on a
+// 1920 px photo, BlazeFace back <= 20 ms.
+struct Target {
+  const char* stage;
+  double max_ms;
+};
+constexpr Target kTargets[] = {{"embed/b1", 12.0}, {"detect/ssd", 120.0}, {"detect/blazeface", 20.0}};
+
+Result<std::vector<std::filesystem::path>> expand_images(const BenchArgs& a) {
+  std::vector<std::filesystem::path> out;
+  for (const auto& s : a.images) {
+    const std::filesystem::path p(s);
+    std::error_code ec;
+    if (std::filesystem::is_directory(p, ec)) {
+      std::vector<std::filesystem::path> found;
+      for (auto it = std::filesystem::recursive_directory_iterator(p, ec); !ec && it != std::filesystem::end(it);
+           it.increment(ec)) {
+        auto ext = it->path().extension().string();
+        std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+        if (it->is_regular_file() && (ext == ".jpg" || ext == ".jpeg" || ext == ".png")) found.push_back(it->path());
+      }
+      std::sort(found.begin(), found.end());  // a stable, repeatable subset
+      if (found.size() > static_cast<std::size_t>(a.max_images)) found.resize(static_cast<std::size_t>(a.max_images));
+      out.insert(out.end(), found.begin(), found.end());
+    } else if (std::filesystem::is_regular_file(p, ec)) {
+      out.push_back(p);
+    } else {
+      return make_error(ErrorCode::kNotFound, "no such image or folder: " + s);
+    }
+  }
+  return out;
+}
+
+std::string f1(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f", v);
+  return b;
+}
+
+int run_bench_cmd(const BenchArgs& a) {
+  auto images = expand_images(a);
+  if (!images) return report(images.error(), "bench");
+  nlohmann::json faceapi;
+  if (!a.faceapi.empty()) {
+    std::ifstream in(a.faceapi);
+    if (!in) return report(make_error(ErrorCode::kNotFound, "cannot open " + a.faceapi), "bench");
+    faceapi = nlohmann::json::parse(in, nullptr, false);
+    if (faceapi.is_discarded() || !faceapi.contains("stages")) {
+      return report(make_error(ErrorCode::kInvalidArgument, a.faceapi + " is not a timings.json from scripts/reference"),
+                    "bench");
+    }
+  }
+  auto pack = ModelPack::open(model_dir());
+  if (!pack) return report(pack.error(), "bench");
+  eval::BenchOptions opt;
+  opt.images = *images;
+  opt.repeats = a.repeats;
+  opt.warmup = a.warmup;
+  opt.threads = a.threads;
+  opt.batches = a.batches;
+  opt.end_to_end = !a.no_end_to_end;
+  if (!globals().quiet && !a.json) std::cerr << "faceguard: benchmarking (this takes a minute)...\n";
+  auto r = eval::run_bench(*pack, opt);
+  if (!r) return report(r.error(), "bench");
+
+  auto faceapi_ms = [&](const std::string& stage) -> double {
+    auto it = faceapi_names().find(stage);
+    if (faceapi.is_null() || it == faceapi_names().end() || !faceapi["stages"].contains(it->second)) return -1.0;
+    return faceapi["stages"][it->second].value("median_ms", -1.0);
+  };
+
+  nlohmann::json doc;
+  doc["images"] = r->images;
+  doc["image_size"] = r->image_size;
+  doc["faces"] = r->faces;
+  doc["threads"] = r->threads;
+  doc["repeats"] = a.repeats;
+  doc["warmup"] = a.warmup;
+  for (const auto& s : r->stages) {
+    nlohmann::json j = {{"stage", s.stage}, {"unit", s.unit}, {"samples", s.samples},
+                        {"median_ms", s.median_ms}, {"min_ms", s.min_ms}, {"max_ms", s.max_ms}};
+    if (double f = faceapi_ms(s.stage); f > 0) {
+      j["faceapi_median_ms"] = f;
+      j["speedup_vs_faceapi"] = f / s.median_ms;
+    }
+    doc["stages"].push_back(j);
+  }
+  bool checks_ok = true;
+  for (const auto& c : r->checks) {
+    doc["checks"].push_back({{"what", c.what}, {"ok", c.ok}, {"detail", c.detail}});
+    checks_ok = checks_ok && c.ok;
+  }
+  for (const auto& t : kTargets) {
+    for (const auto& s : r->stages) {
+      if (s.stage == t.stage)
+        doc["targets"].push_back({{"stage", t.stage}, {"max_ms", t.max_ms}, {"median_ms", s.median_ms},
+                                  {"met", s.median_ms <= t.max_ms}});
+    }
+  }
+  if (!faceapi.is_null()) doc["faceapi"] = {{"what", faceapi.value("what", "")}, {"image", faceapi.value("image", nlohmann::json{})}};
+
+  if (a.json) {
+    std::cout << doc.dump(2) << "\n";
+  } else {
+    std::cout << r->images << " images (" << r->image_size << " first), " << r->faces << " faces by SSD, "
+              << r->threads << " OpenCV thread(s), " << a.warmup << " warm-up + " << a.repeats << " repeats\n\n";
+    std::printf("%-36s %-9s %9s %9s %9s %7s", "stage", "unit", "median", "min", "max", "n");
+    if (!faceapi.is_null()) std::printf(" %11s %8s", "face-api.js", "speedup");
+    std::printf("\n");
+    for (const auto& s : r->stages) {
+      std::printf("%-36s %-9s %9s %9s %9s %7d", s.stage.c_str(), s.unit.c_str(), f1(s.median_ms).c_str(),
+                  f1(s.min_ms).c_str(), f1(s.max_ms).c_str(), s.samples);
+      if (!faceapi.is_null()) {
+        const double f = faceapi_ms(s.stage);
+        if (f > 0) std::printf(" %11s %7sx", f1(f).c_str(), f1(f / s.median_ms).c_str());
+      }
+      std::printf("\n");
+    }
+    std::fflush(stdout);
+    if (!faceapi.is_null()) {
+      std::cout << "\nface-api.js: " << faceapi.value("what", "") << " on "
+                << faceapi["image"].value("width", 0) << "x" << faceapi["image"].value("height", 0) << "\n";
+    }
+    std::cout << "\ntargets:\n";
+    for (const auto& t : doc["targets"]) {
+      std::cout << "  " << t["stage"].get<std::string>() << " <= " << f1(t["max_ms"].get<double>()) << " ms: "
+                << f1(t["median_ms"].get<double>()) << " ms " << (t["met"].get<bool>() ? "met" : "NOT met") << "\n";
+    }
+    std::cout << "checks:\n";
+    for (const auto& c : r->checks)
+      std::cout << "  " << (c.ok ? "ok     " : "FAILED ") << c.what << " (" << c.detail << ")\n";
+  }
+  return checks_ok ? kExitOk : kExitFailure;
+}
+
+void setup_bench(CLI::App& app) {
+  auto args = std::make_shared<BenchArgs>();
+  auto* b = app.add_subcommand("bench", "time each pipeline stage (median/min/max after warm-up)");
+  b->add_option("--images", args->images, "images or folders (default: the model pack's sample photos)");
+  b->add_option("--max-images", args->max_images, "at most this many images from each folder")->capture_default_str();
+  b->add_option("--repeats", args->repeats, "timed runs per stage and input")->capture_default_str();
+  b->add_option("--warmup", args->warmup, "untimed runs first")->capture_default_str();
+  b->add_option("--threads", args->threads, "OpenCV threads (1 or 2)")->capture_default_str();
+  b->add_option("--batch", args->batches, "descriptor batch sizes to time (e.g. --batch 1 16)")->capture_default_str();
+  b->add_flag("--json", args->json, "print JSON instead of a table");
+  b->add_flag("--no-end-to-end", args->no_end_to_end, "skip the whole-pipeline timing");
+  b->add_option("--faceapi-timings", args->faceapi, "timings.json from scripts/reference/make_reference.js");
+  b->callback([args] { set_exit(run_bench_cmd(*args)); });
+}
+
+Registrar r(80, setup_bench);
+
+}  // namespace
+
+}  // namespace faceguard::cli
