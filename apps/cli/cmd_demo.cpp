@@ -303,8 +303,9 @@ void setup_demo(CLI::App& app) {
   sub->footer(
       "Writes <name>-faces.jpg per photo (boxes, landmarks, face ids; \"#2 = sample4#0\" marks a face whose\n"
       "best match in another photo is below the threshold) and report.json (faces per photo and each face's\n"
-      "best match elsewhere). A photo that fails is reported and skipped; the exit status is then that of the\n"
-      "first failure (3 missing, 4 not a usable image), 6 when the models are missing.");
+      "best match elsewhere). A photo that fails is reported and skipped.\n"
+      "Exit codes: 0 ok; else that of the first failed photo (3 missing, 4 not a usable image); 6 models\n"
+      "missing (see docs/cli.md).");
   sub->callback([args] { set_exit(run_demo(*args)); });
 }
 

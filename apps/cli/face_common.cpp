@@ -1,7 +1,6 @@
 #include "face_common.hpp"
 
 #include <cmath>
-#include <system_error>
 
 #include "cli.hpp"
 #include "faceguard/image.hpp"
@@ -20,21 +19,13 @@ int image_exit_code(const Error& error) {
   }
 }
 
-Result<cv::Mat> read_image(const std::filesystem::path& path) {
-  std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::exists(status)) {
-    return make_error(ErrorCode::kNotFound, "no such file");
-  }
-  if (std::filesystem::is_directory(status)) return make_error(ErrorCode::kNotFound, "is a folder, not an image");
-  if (std::filesystem::is_regular_file(status) && std::filesystem::file_size(path, ec) == 0 && !ec) {
-    return make_error(ErrorCode::kCorruptData, "the file is empty (0 bytes), not an image");
-  }
-  return load_image(path);
-}
+Result<cv::Mat> read_image(const std::filesystem::path& path) { return load_image(path); }
 
 int report_image(const Error& error, const std::filesystem::path& path) {
-  std::cerr << "faceguard: " << display_name(path) << ": " << error.message << " [" << to_string(error.code) << "]\n";
+  // load_image names the file in its messages; prefix it only where a message does not.
+  const std::string name = display_name(path);
+  const bool named = error.message.find(name) != std::string::npos;
+  std::cerr << "faceguard: " << (named ? "" : name + ": ") << error.message << " [" << to_string(error.code) << "]\n";
   return image_exit_code(error);
 }
 

@@ -21,7 +21,7 @@ namespace faceguard::cli {
 // wrong with its content (empty, truncated, corrupt, not an image, too large), else exit_code_for().
 int image_exit_code(const Error& error);
 
-// Decode an image for the commands. Adds "0 bytes" and "no such file" messages that say what to fix.
+// Decode an image for the commands (faceguard::load_image with its default limits: 40 Mpx, 100 MB).
 Result<cv::Mat> read_image(const std::filesystem::path& path);
 
 // Report an image error ("faceguard: <path>: ...") and return image_exit_code().

@@ -79,7 +79,8 @@ Status draw_faces(cv::Mat& bgr, std::span<const Face> faces, std::span<const std
       const bool box_ok = std::isfinite(b.x) && std::isfinite(b.y) && std::isfinite(b.width) &&
                           std::isfinite(b.height);
       if (options.boxes && box_ok) {
-        cv::rectangle(bgr, to_pixel(b.x, b.y), to_pixel(b.right(), b.bottom()), colour, t, cv::LINE_AA);
+        // Axis-aligned lines gain nothing from anti-aliasing, and LINE_8 keeps the colour exact.
+        cv::rectangle(bgr, to_pixel(b.x, b.y), to_pixel(b.right(), b.bottom()), colour, t, cv::LINE_8);
       }
       if (options.landmarks) {
         // 68 points need small dots; 5-6 keypoints are sparse enough for larger ones.
