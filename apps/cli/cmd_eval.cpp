@@ -166,6 +166,12 @@ int run_verify(const EvalArgs& a) {
     return fresh;
   }();
 
+  std::optional<eval::EmbeddingCache> face_cache;
+  if (!a.cache.empty()) {
+    auto fc = eval::EmbeddingCache::open(a.cache, eval::detection_key(*config));
+    if (fc) face_cache = std::move(*fc);
+  }
+
   const auto images_list = eval::unique_images(all);
   const bool show = !globals().quiet && !a.json;
   auto progress = [&](int done, int total) {
@@ -174,10 +180,13 @@ int run_verify(const EvalArgs& a) {
       if (done == total) std::cerr << "\n";
     }
   };
-  auto set = eval::embed_images(*pack, images_list, *config, cache, progress);
+  auto set = eval::embed_images(*pack, images_list, *config, cache, face_cache ? &*face_cache : nullptr, progress);
   if (!set) return report(set.error(), "eval verify");
   if (!a.cache.empty()) {
-    if (auto s = cache.save(); !s) std::cerr << "faceguard: eval verify: cache not saved: " << s.error().message << "\n";
+    for (const auto* c : {&cache, face_cache ? &*face_cache : nullptr}) {
+      if (c == nullptr) continue;
+      if (auto s = c->save(); !s) std::cerr << "faceguard: eval verify: cache not saved: " << s.error().message << "\n";
+    }
   }
 
   auto scored_test = eval::score_pairs(*test, *set);

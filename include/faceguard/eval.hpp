@@ -1,7 +1,8 @@
 // faceguard/eval.hpp - verification accuracy (pair lists, metrics, embedding cache) and stage timing.
 //
 //   auto pairs = faceguard::eval::load_pairs("pairsDevTest.txt", "lfw-view1/images");
-//   auto set = faceguard::eval::embed_images(*pack, faceguard::eval::unique_images(*pairs), config);
+//   auto cache = faceguard::eval::EmbeddingCache::in_memory(faceguard::eval::config_key(config));
+//   auto set = faceguard::eval::embed_images(*pack, faceguard::eval::unique_images(*pairs), config, cache);
 //   auto scored = faceguard::eval::score_pairs(*pairs, *set);       // distance + same flag per pair
 //   auto cv = faceguard::eval::k_fold(*scored, faceguard::eval::stratified_folds(*scored, 10), 10);
 //   auto roc = faceguard::eval::roc(*scored);                        // AUC, EER, TAR at a FAR
@@ -161,14 +162,18 @@ std::string_view to_string(FaceSource source);
 
 struct ImageEmbedding {
   FaceSource source = FaceSource::kFailed;
-  Embedding embedding;  // empty when source == kFailed
+  Face face;            // the face used, in the coordinates of the image searched (the 2x canvas for kCanvasSsd)
+  Embedding embedding;  // empty when source == kFailed, and in a face-only cache
   std::string error;    // why, when kFailed
 };
 
 // One binary file per configuration: <dir>/embeddings-<16 hex digits of FNV-1a(config key)>.bin.
-// An entry is valid while the image's path, byte size and modification time are unchanged.
+// An entry is valid while the image's path, byte size and modification time are unchanged. The same class,
+// opened with detection_key(), caches the faces alone, so that configurations differing only after
+// detection (alignment, flip) do not detect again.
 // Format (little-endian): "FGEMBC\0\0", u32 version (1), u32 key length, key, u64 count, then per entry:
-// u32 path length, path, u64 size, i64 mtime (ns), u8 source, u32 model-id length, model id, u32 dim,
+// u32 path length, path, u64 size, i64 mtime (ns), u8 source, face (4 x f32 box, f32 score, u8 scheme,
+// u32 n, n x 2 x f32 landmarks, u32 length + detector name), u32 model-id length, model id, u32 dim,
 // dim x f32, u32 error length, error. Unknown versions are refused (kUnsupportedFormat), truncation is
 // kCorruptData.
 class EmbeddingCache {
@@ -206,6 +211,8 @@ struct VerifyConfig {
 
 // A stable text form of everything that changes an embedding (the cache key).
 std::string config_key(const VerifyConfig& config);
+// The same for the face found in an image (detector and fallback only).
+std::string detection_key(const VerifyConfig& config);
 
 struct EmbeddedSet {
   std::unordered_map<std::string, ImageEmbedding> by_path;  // key: path.string()
@@ -218,10 +225,13 @@ struct EmbeddedSet {
 // Called from worker threads (serialised by a mutex) after each computed image: (done, total).
 using Progress = std::function<void(int done, int total)>;
 
-// Embed each image once, using and updating the cache. Errors: kModelError when the pipeline cannot be made,
-// kInvalidArgument for a bad config. A per-image failure is not an error: it is recorded as kFailed.
+// Embed each image once, using and updating the cache (and, when given, a face cache opened with
+// detection_key(config): a hit there skips detection). Errors: kModelError when the pipeline cannot be made,
+// kInvalidArgument for a bad config. A per-image failure is not an error: it is recorded as kFailed (and not
+// cached, so that the next run tries again).
 Result<EmbeddedSet> embed_images(const ModelPack& pack, std::span<const std::filesystem::path> images,
-                                 const VerifyConfig& config, EmbeddingCache& cache, const Progress& progress = {});
+                                 const VerifyConfig& config, EmbeddingCache& cache, EmbeddingCache* faces = nullptr,
+                                 const Progress& progress = {});
 
 // The distance of every pair (compare()); pairs with a failed image get +infinity (predicted different).
 // kNotFound if an image of the list is missing from the set.

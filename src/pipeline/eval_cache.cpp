@@ -15,6 +15,7 @@ constexpr std::uint32_t kVersion = 1;
 // Bounds that no real entry reaches; a larger value means a corrupt file, not a huge allocation.
 constexpr std::uint32_t kMaxString = 1u << 16;
 constexpr std::uint32_t kMaxDim = 1u << 14;
+constexpr std::uint32_t kMaxLandmarks = 1024;
 
 // FNV-1a 64 (Fowler-Noll-Vo; offset basis and prime from the reference): stable across builds, unlike
 // std::hash, so the same configuration finds the same file.
@@ -71,6 +72,33 @@ class Reader {
   std::size_t pos_ = 0;
 };
 
+bool read_face(Reader& r, Face& f) {
+  std::uint8_t scheme = 0;
+  std::uint32_t n = 0;
+  if (!r.raw(&f.box.x, 4) || !r.raw(&f.box.y, 4) || !r.raw(&f.box.width, 4) || !r.raw(&f.box.height, 4) ||
+      !r.raw(&f.score, 4) || !r.u8(scheme) || !r.u32(n)) {
+    return false;
+  }
+  if (scheme > static_cast<std::uint8_t>(LandmarkScheme::kFivePoint) || n > kMaxLandmarks) return false;
+  f.scheme = static_cast<LandmarkScheme>(scheme);
+  f.landmarks.resize(n);
+  for (auto& p : f.landmarks) {
+    if (!r.raw(&p.x, 4) || !r.raw(&p.y, 4)) return false;
+  }
+  return r.str(f.detector);
+}
+
+void write_face(Writer& w, const Face& f) {
+  for (float v : {f.box.x, f.box.y, f.box.width, f.box.height, f.score}) w.raw(&v, 4);
+  w.u8(static_cast<std::uint8_t>(f.scheme));
+  w.u32(static_cast<std::uint32_t>(f.landmarks.size()));
+  for (const auto& p : f.landmarks) {
+    w.raw(&p.x, 4);
+    w.raw(&p.y, 4);
+  }
+  w.str(f.detector);
+}
+
 Error corrupt(const std::filesystem::path& f, const std::string& what) {
   return make_error(ErrorCode::kCorruptData, "embedding cache " + f.string() + ": " + what);
 }
@@ -110,8 +138,8 @@ Result<EmbeddingCache> EmbeddingCache::open(const std::filesystem::path& dir, st
     Entry e;
     std::uint8_t source = 0;
     std::uint32_t dim = 0;
-    if (!r.str(path) || !r.u64(e.size) || !r.i64(e.mtime_ns) || !r.u8(source) || !r.str(e.value.embedding.model_id) ||
-        !r.u32(dim)) {
+    if (!r.str(path) || !r.u64(e.size) || !r.i64(e.mtime_ns) || !r.u8(source) || !read_face(r, e.value.face) ||
+        !r.str(e.value.embedding.model_id) || !r.u32(dim)) {
       return corrupt(c.file_, "truncated at entry " + std::to_string(i));
     }
     if (source > static_cast<std::uint8_t>(FaceSource::kFailed)) return corrupt(c.file_, "bad face source");
@@ -157,6 +185,7 @@ Status EmbeddingCache::save() const {
     w.u64(e.size);
     w.i64(e.mtime_ns);
     w.u8(static_cast<std::uint8_t>(e.value.source));
+    write_face(w, e.value.face);
     w.str(e.value.embedding.model_id);
     w.u32(static_cast<std::uint32_t>(e.value.embedding.values.size()));
     w.raw(e.value.embedding.values.data(), e.value.embedding.values.size() * sizeof(float));

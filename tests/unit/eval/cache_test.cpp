@@ -25,6 +25,11 @@ eval::ImageEmbedding sample(float v, eval::FaceSource s = eval::FaceSource::kDet
   e.source = s;
   e.embedding.model_id = "dlib-test";
   e.embedding.values = {v, -v, 0.5f};
+  e.face.box = {1.f, 2.f, 30.f, 40.f};
+  e.face.score = 0.9f;
+  e.face.scheme = faceguard::LandmarkScheme::kBlazeFace6;
+  e.face.landmarks = {{1, 2}, {3, 4}, {5, 6}, {7, 8}, {9, 10}, {11, 12}};
+  e.face.detector = "blazeface";
   return e;
 }
 
@@ -50,6 +55,12 @@ TEST(EvalCache, RoundTripsAndInvalidatesOnChange) {
   EXPECT_EQ(x->source, eval::FaceSource::kDetected);
   EXPECT_EQ(x->embedding.model_id, "dlib-test");
   EXPECT_EQ(x->embedding.values, (std::vector<float>{1.f, -1.f, 0.5f}));
+  EXPECT_FLOAT_EQ(x->face.box.width, 30.f);
+  EXPECT_FLOAT_EQ(x->face.score, 0.9f);
+  EXPECT_EQ(x->face.scheme, faceguard::LandmarkScheme::kBlazeFace6);
+  ASSERT_EQ(x->face.landmarks.size(), 6u);
+  EXPECT_FLOAT_EQ(x->face.landmarks[5].y, 12.f);
+  EXPECT_EQ(x->face.detector, "blazeface");
   const auto* y = c->find("b/y.jpg", 200, 8);
   ASSERT_NE(y, nullptr);
   EXPECT_EQ(y->source, eval::FaceSource::kFailed);
@@ -111,6 +122,13 @@ TEST(EvalCache, ConfigKeyNamesWhatChangesATemplate) {
   EXPECT_NE(eval::config_key(a), eval::config_key(b));
   EXPECT_NE(eval::config_key(a), eval::config_key(c));
   EXPECT_EQ(eval::config_key(a), eval::config_key(d));
+  // Alignment and flip happen after detection: the face cache is shared, the embedding cache is not.
+  EXPECT_EQ(eval::detection_key(a), eval::detection_key(b));
+  EXPECT_EQ(eval::detection_key(a), eval::detection_key(c));
+  eval::VerifyConfig e = a;
+  e.pipeline.detector.kind = faceguard::DetectorKind::kBlazeFaceBack;
+  EXPECT_NE(eval::detection_key(a), eval::detection_key(e));
+  EXPECT_NE(eval::detection_key(a), eval::config_key(a));
 }
 
 }  // namespace
