@@ -213,7 +213,15 @@ Node NetBuilder::conv(const std::string& name, Node in, const ConvWeights& w, co
   p.set("dilation_w", spec.dilation);
   p.set("group", spec.groups);
   p.set("num_output", w.out_channels());
-  set_pad(p, spec.pad);
+  // OpenCV 4.6 convolutions refuse asymmetric pads ("Unsupported asymmetric padding"): the asymmetric
+  // remainder goes into a zero Padding layer in front, the symmetric part stays in the conv.
+  Pad pad = spec.pad;
+  if (pad.mode.empty() && (pad.top != pad.bottom || pad.left != pad.right)) {
+    const int ph = std::min(pad.top, pad.bottom), pw = std::min(pad.left, pad.right);
+    in = this->pad(name + "/pad", in, Pad{pad.top - ph, pad.left - pw, pad.bottom - ph, pad.right - pw, {}});
+    pad = Pad{ph, pw, ph, pw, {}};
+  }
+  set_pad(p, pad);
   p.blobs.push_back(w.filter.clone());
   const bool has_bias = !w.bias.empty();
   p.set("bias_term", has_bias);
@@ -503,11 +511,14 @@ cv::Mat pad_to_square_tf(const cv::Mat& src, bool centred, cv::Point* offset) {
   const int after = centred ? static_cast<int>(std::floor(diff * 0.5 + 0.5)) : diff;
   const int before = diff - after;
   cv::Mat dst;
+  // BORDER_ISOLATED: when src is a ROI, copyMakeBorder would otherwise fill the "padding" with the
+  // parent image's pixels around the ROI instead of zeros.
+  const int border = cv::BORDER_CONSTANT | cv::BORDER_ISOLATED;
   if (w < h) {
-    cv::copyMakeBorder(src, dst, 0, 0, before, after, cv::BORDER_CONSTANT, cv::Scalar::all(0));
+    cv::copyMakeBorder(src, dst, 0, 0, before, after, border, cv::Scalar::all(0));
     if (offset) *offset = {before, 0};
   } else if (h < w) {
-    cv::copyMakeBorder(src, dst, before, after, 0, 0, cv::BORDER_CONSTANT, cv::Scalar::all(0));
+    cv::copyMakeBorder(src, dst, before, after, 0, 0, border, cv::Scalar::all(0));
     if (offset) *offset = {0, before};
   } else {
     dst = src;

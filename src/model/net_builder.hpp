@@ -21,7 +21,9 @@
 // that for a known input size and the layers get explicit t,l,b,r values; Pad::valid() is TF "VALID".
 // Pad::opencv_same() defers to OpenCV's own pad_mode "SAME" for graphs whose input size is not fixed
 // (it puts floor(total/2) at the top/left like TF; the bottom/right remainder is implied by the output
-// size). Prefer tf_same when the size is known: it is explicit and checked by the reference tests.
+// size; for stride <= kernel its top/left pad equals TF's). Prefer tf_same when the size is known: it is
+// explicit and checked by the reference tests. OpenCV 4.6 convolutions only take symmetric pads, so conv()
+// realises an asymmetric Pad with a zero "Padding" layer named "<name>/pad" in front of the conv.
 //
 // Errors. The builder methods throw BuildError (or let cv::Exception through) on a shape mismatch or a
 // bad argument; build_net() catches everything and returns kModelError, so no exception leaves a public
