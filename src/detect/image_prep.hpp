@@ -29,6 +29,9 @@ ReshapedDims face_api_reshaped_dims(int width, int height, int input_size);
 cv::Mat face_api_input_blob(const cv::Mat& bgr, int size);
 
 // BlazeFace's aspect-preserving letterbox: the image is scaled to fit a size x size square and centred.
+// A large shrink runs in two steps: a k x k block mean (OpenCV's fast integer INTER_AREA) over the top-left
+// k*floor(w/k) x k*floor(h/k) pixels, then bilinear to the final size. Up to k-1 pixels at the right and
+// bottom edges are dropped; the mapping back accounts for that exactly (used_width/used_height).
 struct Letterbox {
   int size = 0;
   int scaled_width = 0;
@@ -37,6 +40,9 @@ struct Letterbox {
   int pad_y = 0;  // top padding in square pixels
   int src_width = 0;
   int src_height = 0;
+  int block = 1;        // k of the block-mean pre-shrink (1: none)
+  int used_width = 0;   // source pixels the scaled image covers: block * floor(src_width / block)
+  int used_height = 0;
 
   // (nx, ny) in [0,1] of the square -> source pixels.
   Point2f to_source(float nx, float ny) const;

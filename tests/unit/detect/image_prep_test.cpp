@@ -87,6 +87,27 @@ TEST(Letterbox, CentresAndMapsBack) {
   EXPECT_EQ(rgb.type(), CV_8UC3);
 }
 
+TEST(Letterbox, BlockPreShrinkMapsBackExactly) {
+  // 1920 x 1280 -> 256: a 7 x 7 block mean over 1918 x 1274 pixels, then bilinear to 256 x 171.
+  const Letterbox lb = make_letterbox(1920, 1280, 256);
+  EXPECT_EQ(lb.scaled_width, 256);
+  EXPECT_EQ(lb.scaled_height, 171);
+  EXPECT_EQ(lb.block, 7);
+  EXPECT_EQ(lb.used_width, 1918);
+  EXPECT_EQ(lb.used_height, 1274);
+  // A bright 21 px square at (1000..1020, 600..620) lands where to_source says it does.
+  cv::Mat img(1280, 1920, CV_8UC3, cv::Scalar::all(0));
+  img(cv::Rect(1000, 600, 21, 21)).setTo(cv::Scalar::all(255));
+  const cv::Mat rgb = letterbox_rgb(img, lb);
+  cv::Mat grey;
+  cv::cvtColor(rgb, grey, cv::COLOR_RGB2GRAY);
+  const cv::Moments m = cv::moments(grey);
+  const Point2f c = lb.to_source(static_cast<float>(m.m10 / m.m00 + 0.5) / 256.f,
+                                 static_cast<float>(m.m01 / m.m00 + 0.5) / 256.f);
+  EXPECT_NEAR(c.x, 1010.5f, 1.5f);
+  EXPECT_NEAR(c.y, 610.5f, 1.5f);
+}
+
 TEST(LetterboxRgb, SwapsChannelsAndPadsBlack) {
   cv::Mat bgr(10, 20, CV_8UC3, cv::Scalar(10, 20, 30));  // B=10, G=20, R=30
   const cv::Mat rgb = letterbox_rgb(bgr, make_letterbox(20, 10, 20));
