@@ -232,6 +232,13 @@ class Gallery {
   // subject gets the templates added (its name and metadata are kept). kInvalidArgument for another model's
   // templates, a wrong size, non-finite values, a bad id or metadata that is not a JSON object.
   Result<EnrollResult> enroll(const SubjectInput& subject, std::span<const TemplateInput> templates);
+  // Bulk enrolment: every subject of the batch in one transaction (all or none), far faster than one
+  // transaction per subject when loading many (each commit is fsynced).
+  struct Enrolment {
+    SubjectInput subject;
+    std::vector<TemplateInput> templates;
+  };
+  Result<std::vector<EnrollResult>> enroll_batch(std::span<const Enrolment> batch);
 
   Result<Identification> identify(const Embedding& probe, const IdentifyOptions& options = {});
   Result<std::vector<Identification>> identify_batch(std::span<const Embedding> probes,

@@ -141,6 +141,25 @@ Result<EnrollResult> Gallery::enroll(const SubjectInput& subject, std::span<cons
   }
 }
 
+Result<std::vector<EnrollResult>> Gallery::enroll_batch(std::span<const Enrolment> batch) {
+  try {
+    std::vector<gallery::EnrollItem> items;
+    items.reserve(batch.size());
+    for (const auto& e : batch) items.push_back(gallery::EnrollItem{e.subject, e.templates});
+    std::vector<gallery::LoadedTemplate> added;
+    Result<std::vector<EnrollResult>> r = [&]() -> Result<std::vector<EnrollResult>> {
+      std::lock_guard lock(impl_->db_mutex);
+      return impl_->store->enroll_batch(items, &added);
+    }();
+    if (!r) return r;
+    std::unique_lock lock(impl_->index_mutex);
+    impl_->apply_added(added);
+    return r;
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kInternal, std::string("enrol: ") + e.what());
+  }
+}
+
 Result<DeleteReport> Gallery::remove(const std::string& subject_id) {
   try {
     std::vector<std::int64_t> removed;

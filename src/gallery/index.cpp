@@ -255,13 +255,19 @@ std::vector<std::vector<Hit>> TemplateIndex::search_scan8(const float* q, std::s
   return out;
 }
 
-std::vector<std::vector<Hit>> TemplateIndex::search_hnsw(const float* q, std::size_t nq, std::size_t n) const {
+std::vector<Hit> TemplateIndex::search_hnsw_ef(const float* query, std::size_t n, int ef_search) const {
+  n = std::min(n, ids_.size());
+  if (!hnsw_ || n == 0) return {};
+  return search_hnsw(query, 1, n, ef_search).front();
+}
+
+std::vector<std::vector<Hit>> TemplateIndex::search_hnsw(const float* q, std::size_t nq, std::size_t n, int ef) const {
   // Deleted nodes are still in the graph: ask for enough extra results to drop them.
   const std::size_t k = std::min(hnsw_ids_.size(), n + hnsw_dead_.size());
   std::vector<float> d(nq * k);
   std::vector<faiss::Index::idx_t> l(nq * k);
   faiss::SearchParametersHNSW params;
-  params.efSearch = std::max<int>(config_.hnsw_ef_search, static_cast<int>(k));
+  params.efSearch = std::max<int>(ef > 0 ? ef : config_.hnsw_ef_search, static_cast<int>(k));
   hnsw_->search(static_cast<faiss::Index::idx_t>(nq), q, static_cast<faiss::Index::idx_t>(k), d.data(), l.data(), &params);
   std::vector<std::vector<Hit>> out(nq);
   for (std::size_t i = 0; i < nq; ++i) {

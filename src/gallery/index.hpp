@@ -71,6 +71,9 @@ class TemplateIndex {
   std::vector<std::vector<Hit>> search_with(IndexKind kind, const float* queries, std::size_t nq,
                                             std::size_t n) const;
 
+  // kHnsw with an explicit efSearch (benchmark sweeps); empty when the graph is not built.
+  std::vector<Hit> search_hnsw_ef(const float* query, std::size_t n, int ef_search) const;
+
   float raw_norm(std::int64_t id) const;
   const float* row(std::int64_t id) const;  // normalised template, nullptr when absent
   std::size_t memory_bytes() const;
@@ -78,7 +81,7 @@ class TemplateIndex {
  private:
   std::vector<std::vector<Hit>> search_flat(const float* q, std::size_t nq, std::size_t n) const;
   std::vector<std::vector<Hit>> search_scan8(const float* q, std::size_t nq, std::size_t n) const;
-  std::vector<std::vector<Hit>> search_hnsw(const float* q, std::size_t nq, std::size_t n) const;
+  std::vector<std::vector<Hit>> search_hnsw(const float* q, std::size_t nq, std::size_t n, int ef = 0) const;
   void build_codes();
   void build_hnsw();
   void encode_row(std::size_t row);

@@ -71,7 +71,8 @@ class Database {
   Status exec(const std::string& sql);
   // A cached statement, reset and with bindings cleared.
   Result<Statement*> prepare(const std::string& sql);
-  Result<std::int64_t> query_int(const std::string& sql);  // first column of the first row
+  Result<std::int64_t> query_int(const std::string& sql);
+  void clear_cache() { cache_.clear(); }  // first column of the first row
   std::int64_t last_insert_rowid() const;
   int changes() const;
   Error error(int rc, std::string_view what) const;

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <ctime>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -259,21 +260,31 @@ Status Store::validate(const GalleryOptions& options) {
 Status Store::purge_orphan_keys() {
   // Holding the gallery write lock: no enrolment is between its key commit and its row commit now.
   FG_ASSIGN_OR_RETURN(auto tx, Transaction::begin(*db_));
+  // Find orphans with the gallery attached read-only for the query, then detach before writing: a write
+  // transaction on the keys connection would otherwise want the (held) gallery write lock too.
   FG_ASSIGN_OR_RETURN(Statement * attach, keys_->prepare("ATTACH DATABASE ? AS g"));
   attach->bind(1, path_.string());
   FG_TRY_STATUS(attach->run());
-  auto body = [&]() -> Status {
-    FG_ASSIGN_OR_RETURN(auto ktx, Transaction::begin(*keys_));
-    FG_TRY_STATUS(keys_->exec(
-        "UPDATE main.subject_keys SET wrapped = zeroblob(length(wrapped)) "
-        "WHERE key_uuid NOT IN (SELECT key_uuid FROM g.subjects)"));
-    FG_TRY_STATUS(keys_->exec("DELETE FROM main.subject_keys WHERE key_uuid NOT IN (SELECT key_uuid FROM g.subjects)"));
-    orphans_purged_ = static_cast<std::size_t>(keys_->changes());
-    return ktx->commit();
+  std::vector<std::string> orphans;
+  auto find = [&]() -> Status {
+    FG_ASSIGN_OR_RETURN(Statement * st, keys_->prepare(
+        "SELECT key_uuid FROM main.subject_keys WHERE key_uuid NOT IN (SELECT key_uuid FROM g.subjects)"));
+    for (;;) {
+      FG_ASSIGN_OR_RETURN(bool row, st->step());
+      if (!row) break;
+      orphans.push_back(st->column_text(0));
+    }
+    st->reset();
+    return ok_status();
   };
-  Status s = body();
+  Status s = find();
+  keys_->clear_cache();  // statements that name the attached database must go before DETACH
   (void)keys_->exec("DETACH DATABASE g");
   FG_TRY_STATUS(s);
+  for (const auto& k : orphans) {
+    FG_ASSIGN_OR_RETURN(int n, shred_key(*keys_, k));
+    orphans_purged_ += static_cast<std::size_t>(n);
+  }
   FG_TRY_STATUS(tx->commit());
   if (orphans_purged_ > 0) {
     bool truncated = false;
@@ -385,25 +396,32 @@ Result<StoreDelta> Store::read_changes() {
 
 Result<EnrollResult> Store::enroll(const SubjectInput& subject, std::span<const TemplateInput> templates,
                                    std::vector<LoadedTemplate>* added) {
-  if (read_only_) return make_error(ErrorCode::kPermissionDenied, "the gallery was opened read-only");
+  const EnrollItem item{subject, templates};
+  FG_ASSIGN_OR_RETURN(auto results, enroll_batch(std::span<const EnrollItem>(&item, 1), added));
+  return std::move(results.front());
+}
+
+namespace {
+
+Status validate_enrolment(const EnrollItem& item, const std::string& model_id, int dim) {
+  const SubjectInput& subject = item.subject;
   if (!valid_subject_id(subject.subject_id))
     return make_error(ErrorCode::kInvalidArgument,
                       "subject id must be 1-128 characters of [A-Za-z0-9._:@-]: '" + subject.subject_id + "'");
-  nlohmann::json meta;
   try {
-    meta = nlohmann::json::parse(subject.metadata_json.empty() ? std::string("{}") : subject.metadata_json);
+    const auto meta = nlohmann::json::parse(subject.metadata_json.empty() ? std::string("{}") : subject.metadata_json);
+    if (!meta.is_object()) return make_error(ErrorCode::kInvalidArgument, "metadata must be a JSON object");
   } catch (const std::exception& e) {
     return make_error(ErrorCode::kInvalidArgument, std::string("metadata is not JSON: ") + e.what());
   }
-  if (!meta.is_object()) return make_error(ErrorCode::kInvalidArgument, "metadata must be a JSON object");
-  if (templates.empty()) return make_error(ErrorCode::kInvalidArgument, "enrolment needs at least one template");
-  for (const auto& t : templates) {
-    if (t.embedding.model_id != model_id_)
+  if (item.templates.empty()) return make_error(ErrorCode::kInvalidArgument, "enrolment needs at least one template");
+  for (const auto& t : item.templates) {
+    if (t.embedding.model_id != model_id)
       return make_error(ErrorCode::kInvalidArgument, "template of model '" + t.embedding.model_id +
-                                                         "' cannot join a gallery bound to '" + model_id_ + "'");
-    if (t.embedding.values.size() != static_cast<std::size_t>(dim_))
+                                                         "' cannot join a gallery bound to '" + model_id + "'");
+    if (t.embedding.values.size() != static_cast<std::size_t>(dim))
       return make_error(ErrorCode::kInvalidArgument, "template has " + std::to_string(t.embedding.values.size()) +
-                                                         " values, the gallery holds " + std::to_string(dim_));
+                                                         " values, the gallery holds " + std::to_string(dim));
     double norm = 0;
     for (float f : t.embedding.values) {
       if (!std::isfinite(f)) return make_error(ErrorCode::kInvalidArgument, "template holds a non-finite value");
@@ -413,80 +431,131 @@ Result<EnrollResult> Store::enroll(const SubjectInput& subject, std::span<const 
     if (!t.source_sha256.empty() && !is_hex64(t.source_sha256))
       return make_error(ErrorCode::kInvalidArgument, "source must be a lower-case hex SHA-256");
   }
+  return ok_status();
+}
 
+}  // namespace
+
+Result<std::vector<EnrollResult>> Store::enroll_batch(std::span<const EnrollItem> items,
+                                                      std::vector<LoadedTemplate>* added) {
+  if (read_only_) return make_error(ErrorCode::kPermissionDenied, "the gallery was opened read-only");
+  std::unordered_set<std::string> ids;
+  for (const auto& item : items) {
+    FG_TRY_STATUS(validate_enrolment(item, model_id_, dim_));
+    if (!ids.insert(item.subject.subject_id).second)
+      return make_error(ErrorCode::kInvalidArgument, "subject '" + item.subject.subject_id + "' twice in one batch");
+  }
+
+  // The gallery write lock first, held until the rows are committed (see the ordering protocol).
   FG_ASSIGN_OR_RETURN(auto tx, Transaction::begin(*db_));
   FG_ASSIGN_OR_RETURN(std::int64_t seq_before,
                       db_->query_int("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'templates'"));
-  FG_ASSIGN_OR_RETURN(Statement * find, db_->prepare("SELECT id FROM subjects WHERE subject_id = ?"));
-  find->bind(1, subject.subject_id);
-  FG_ASSIGN_OR_RETURN(bool exists, find->step());
-  std::int64_t row = exists ? find->column_int(0) : 0;
-  find->reset();
-
-  EnrollResult result;
-  result.subject_id = subject.subject_id;
-  result.created = !exists;
-  SecretKey data_key;
-  std::string new_key_uuid;
-  if (exists) {
-    FG_ASSIGN_OR_RETURN(const SubjectKey* k, subject_key(row));
-    data_key = k->key;
-  } else {
-    new_key_uuid = random_uuid();
-    data_key = generate_secret_key();
-    const Bytes wrapped = seal(kek_, std::span<const std::uint8_t>(data_key.data(), SecretKey::kSize),
-                               subject_key_aad(uuid_, new_key_uuid));
-    FG_ASSIGN_OR_RETURN(Statement * ins,
-                        keys_->prepare("INSERT INTO subject_keys(key_uuid, wrapped, created_at) VALUES(?, ?, ?)"));
-    ins->bind(1, new_key_uuid).bind_blob(2, wrapped).bind(3, now_seconds());
-    FG_TRY_STATUS(ins->run());  // committed (autocommit) before any row refers to it
+  struct Plan {
+    std::int64_t row = 0;
+    bool exists = false;
+    SecretKey key;
+    std::string key_uuid;
+    Bytes wrapped;
+  };
+  std::vector<Plan> plans(items.size());
+  bool any_new = false;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    FG_ASSIGN_OR_RETURN(Statement * find, db_->prepare("SELECT id FROM subjects WHERE subject_id = ?"));
+    find->bind(1, items[i].subject.subject_id);
+    FG_ASSIGN_OR_RETURN(bool exists, find->step());
+    plans[i].exists = exists;
+    plans[i].row = exists ? find->column_int(0) : 0;
+    find->reset();
+    if (exists) {
+      FG_ASSIGN_OR_RETURN(const SubjectKey* k, subject_key(plans[i].row));
+      plans[i].key = k->key;
+    } else {
+      plans[i].key_uuid = random_uuid();
+      plans[i].key = generate_secret_key();
+      plans[i].wrapped = seal(kek_, std::span<const std::uint8_t>(plans[i].key.data(), SecretKey::kSize),
+                              subject_key_aad(uuid_, plans[i].key_uuid));
+      any_new = true;
+    }
   }
+  auto shred_new_keys = [&] {
+    for (const auto& p : plans)
+      if (!p.exists) (void)shred_key(*keys_, p.key_uuid);  // else an orphan, purged on the next writable open
+  };
+  if (any_new) {
+    // New keys are committed before any row refers to them.
+    auto put_keys = [&]() -> Status {
+      FG_ASSIGN_OR_RETURN(auto ktx, Transaction::begin(*keys_));
+      FG_ASSIGN_OR_RETURN(Statement * ins,
+                          keys_->prepare("INSERT INTO subject_keys(key_uuid, wrapped, created_at) VALUES(?, ?, ?)"));
+      for (const auto& p : plans) {
+        if (p.exists) continue;
+        ins->bind(1, p.key_uuid).bind_blob(2, p.wrapped).bind(3, now_seconds());
+        FG_TRY_STATUS(ins->run());
+      }
+      return ktx->commit();
+    };
+    FG_TRY_STATUS(put_keys());
+  }
+
+  std::vector<EnrollResult> results(items.size());
   auto write_rows = [&]() -> Status {
     const std::int64_t now = now_seconds();
-    if (!exists) {
-      nlohmann::json profile = {{"display_name", subject.display_name}, {"metadata", meta}};
-      const std::string text = profile.dump();
-      const Bytes sealed = seal(data_key, std::span<const std::uint8_t>(
-                                              reinterpret_cast<const std::uint8_t*>(text.data()), text.size()),
-                                profile_aad(uuid_, subject.subject_id));
-      FG_ASSIGN_OR_RETURN(Statement * ins, db_->prepare(
-          "INSERT INTO subjects(subject_id, key_uuid, profile, created_at) VALUES(?, ?, ?, ?)"));
-      ins->bind(1, subject.subject_id).bind(2, new_key_uuid).bind_blob(3, sealed).bind(4, now);
-      FG_TRY_STATUS(ins->run());
-      row = db_->last_insert_rowid();
-    }
-    for (const auto& t : templates) {
-      const Bytes plain = floats_to_bytes(t.embedding.values);
-      FG_ASSIGN_OR_RETURN(Statement * ins, db_->prepare(
-          "INSERT INTO templates(subject, model_id, created_at, source_sha256, retain_until, consent_id, sealed) "
-          "VALUES(?, ?, ?, ?, ?, ?, zeroblob(?))"));
-      ins->bind(1, row).bind(2, model_id_).bind(3, now).bind(4, t.source_sha256).bind(5, t.retain_until)
-          .bind(6, t.consent_id).bind(7, static_cast<std::int64_t>(plain.size() + kSealOverhead));
-      FG_TRY_STATUS(ins->run());
-      const std::int64_t tid = db_->last_insert_rowid();
-      // The template id is part of the associated data, so the row is sealed once its id is known.
-      const Bytes sealed = seal(data_key, plain, template_aad(uuid_, subject.subject_id, tid, model_id_));
-      FG_ASSIGN_OR_RETURN(Statement * up, db_->prepare("UPDATE templates SET sealed = ? WHERE id = ?"));
-      up->bind_blob(1, sealed).bind(2, tid);
-      FG_TRY_STATUS(up->run());
-      result.template_ids.push_back(tid);
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const SubjectInput& subject = items[i].subject;
+      Plan& plan = plans[i];
+      EnrollResult& result = results[i];
+      result.subject_id = subject.subject_id;
+      result.created = !plan.exists;
+      if (!plan.exists) {
+        const auto meta = nlohmann::json::parse(subject.metadata_json.empty() ? std::string("{}") : subject.metadata_json);
+        const std::string text = nlohmann::json{{"display_name", subject.display_name}, {"metadata", meta}}.dump();
+        const Bytes sealed = seal(plan.key, std::span<const std::uint8_t>(
+                                                reinterpret_cast<const std::uint8_t*>(text.data()), text.size()),
+                                  profile_aad(uuid_, subject.subject_id));
+        FG_ASSIGN_OR_RETURN(Statement * ins, db_->prepare(
+            "INSERT INTO subjects(subject_id, key_uuid, profile, created_at) VALUES(?, ?, ?, ?)"));
+        ins->bind(1, subject.subject_id).bind(2, plan.key_uuid).bind_blob(3, sealed).bind(4, now);
+        FG_TRY_STATUS(ins->run());
+        plan.row = db_->last_insert_rowid();
+      }
+      for (const auto& t : items[i].templates) {
+        const Bytes plain = floats_to_bytes(t.embedding.values);
+        FG_ASSIGN_OR_RETURN(Statement * ins, db_->prepare(
+            "INSERT INTO templates(subject, model_id, created_at, source_sha256, retain_until, consent_id, sealed) "
+            "VALUES(?, ?, ?, ?, ?, ?, zeroblob(?))"));
+        ins->bind(1, plan.row).bind(2, model_id_).bind(3, now).bind(4, t.source_sha256).bind(5, t.retain_until)
+            .bind(6, t.consent_id).bind(7, static_cast<std::int64_t>(plain.size() + kSealOverhead));
+        FG_TRY_STATUS(ins->run());
+        const std::int64_t tid = db_->last_insert_rowid();
+        // The template id is part of the associated data, so the row is sealed once its id is known.
+        const Bytes sealed = seal(plan.key, plain, template_aad(uuid_, subject.subject_id, tid, model_id_));
+        FG_ASSIGN_OR_RETURN(Statement * up, db_->prepare("UPDATE templates SET sealed = ? WHERE id = ?"));
+        up->bind_blob(1, sealed).bind(2, tid);
+        FG_TRY_STATUS(up->run());
+        result.template_ids.push_back(tid);
+      }
     }
     return tx->commit();
   };
-  Status s = write_rows();
-  if (!s) {
+  Status st = write_rows();
+  if (!st) {
     tx.reset();  // rolls back if still open
-    if (!exists) (void)shred_key(*keys_, new_key_uuid);  // else an orphan, purged on the next writable open
-    return s.error();
+    shred_new_keys();
+    return st.error();
   }
-  if (!exists) keys_cache_.emplace(row, SubjectKey{subject.subject_id, new_key_uuid, data_key});
+  std::int64_t last_id = 0;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (!plans[i].exists)
+      keys_cache_.emplace(plans[i].row, SubjectKey{items[i].subject.subject_id, plans[i].key_uuid, plans[i].key});
+    if (!results[i].template_ids.empty()) last_id = results[i].template_ids.back();
+    if (added) {
+      for (std::size_t j = 0; j < items[i].templates.size(); ++j)
+        added->push_back(LoadedTemplate{results[i].template_ids[j], plans[i].row, items[i].templates[j].embedding.values});
+    }
+  }
   // Nobody else wrote templates since our last read: what we just wrote need not be read back.
-  if (seq_before == last_template_id_ && !result.template_ids.empty()) last_template_id_ = result.template_ids.back();
-  if (added) {
-    for (std::size_t i = 0; i < templates.size(); ++i)
-      added->push_back(LoadedTemplate{result.template_ids[i], row, templates[i].embedding.values});
-  }
-  return result;
+  if (seq_before == last_template_id_ && last_id > 0) last_template_id_ = last_id;
+  return results;
 }
 
 Result<DeleteReport> Store::remove(const std::string& subject_id, std::vector<std::int64_t>* removed) {

@@ -42,6 +42,11 @@ struct StoreDelta {
   std::vector<std::int64_t> removed;  // template ids
 };
 
+struct EnrollItem {
+  SubjectInput subject;
+  std::span<const TemplateInput> templates;
+};
+
 struct StoreCounts {
   std::size_t subjects = 0;
   std::size_t templates = 0;
@@ -68,6 +73,8 @@ class Store {
 
   Result<EnrollResult> enroll(const SubjectInput& subject, std::span<const TemplateInput> templates,
                               std::vector<LoadedTemplate>* added);
+  // Several subjects in one transaction on each file (bulk loads, import): all of them or none.
+  Result<std::vector<EnrollResult>> enroll_batch(std::span<const EnrollItem> items, std::vector<LoadedTemplate>* added);
   Result<DeleteReport> remove(const std::string& subject_id, std::vector<std::int64_t>* removed);
 
   Result<std::vector<SubjectInfo>> list();
