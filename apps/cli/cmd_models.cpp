@@ -41,11 +41,11 @@ int run_list(bool as_json) {
   auto pack = ModelPack::open(model_dir());
   if (!pack) return report(pack.error(), "models list");
   if (as_json) {
-    nlohmann::json doc;
+    nlohmann::ordered_json doc;
     doc["model_dir"] = pack->root().string();
-    doc["packages"] = nlohmann::json::array();
+    doc["packages"] = nlohmann::ordered_json::array();
     for (const auto& p : pack->packages()) {
-      nlohmann::json files = nlohmann::json::array();
+      auto files = nlohmann::ordered_json::array();
       for (const auto& f : pack->files())
         if (f.package == p.name) files.push_back({{"path", f.path}, {"size", f.size}, {"sha256", f.sha256}});
       doc["packages"].push_back({{"name", p.name}, {"version", p.version}, {"sha256", p.sha256}, {"licence", p.licence},
