@@ -2,6 +2,7 @@
 # Builds the face-api.js numerical reference for tests/model/parity_test.cpp.
 #
 #   scripts/reference/run.sh [--out DIR | DIR] [--models DIR] [--runs N] [--no-timing] [--force]
+#   scripts/reference/run.sh --timing-only [--runs N] [DIR]   # re-time face-api.js only (timings.json)
 #
 # DIR defaults to <repo>/build/reference (where the parity test looks unless FACEGUARD_REFERENCE_DIR is set).
 # Idempotent: `npm ci` runs only when node_modules does not match package-lock.json, and the reference is
@@ -14,6 +15,7 @@ repo="$(cd "$here/../.." && pwd)"
 out="$repo/build/reference"
 models="${FACEGUARD_MODELS:-${XDG_CACHE_HOME:-$HOME/.cache}/faceguard/models}"
 force=0
+timing_only=0
 pass=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -22,7 +24,8 @@ while [[ $# -gt 0 ]]; do
     --runs) pass+=(--runs "$2"); shift 2 ;;
     --no-timing) pass+=(--no-timing); shift ;;
     --force) force=1; shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --timing-only) timing_only=1; shift ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     *) out="$(mkdir -p "$1" && cd "$1" && pwd)"; shift ;;
   esac
@@ -51,6 +54,11 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_sum" ]]; then
   echo "run.sh: npm ci in $here" >&2
   (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
   echo "$lock_sum" > "$stamp"
+fi
+
+if [[ "$timing_only" -eq 1 ]]; then
+  [[ -f "$out/sample1.json" ]] || { echo "run.sh: no reference in $out to time against; run without --timing-only" >&2; exit 1; }
+  exec node "$here/make_reference.js" --out "$out" --models "$models" --timing-only ${pass[@]+"${pass[@]}"}
 fi
 
 # The reference is a function of these inputs; skip the (slow, pure-JS) run when none changed.
