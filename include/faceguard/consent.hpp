@@ -13,8 +13,10 @@
 // Thread safety: ConsentRegistry serialises its connection internally; several processes may share the file.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <optional>
 #include <string>
 #include <vector>
@@ -105,5 +107,53 @@ Result<ErasureReport> run_retention(ErasureSink& sink, const ConsentRegistry* co
 
 // SHA-256 (libsodium) of a file's bytes, lower-case hex: the written-release evidence hash.
 Result<std::string> sha256_file(const std::filesystem::path& file);
+
+// ErasureSink over any store with the Gallery shape (list(), show(id)->templates{id, created_at, retain_until,
+// consent_id}, remove(id)) - header-only, so this area does not link against the gallery:
+//   faceguard::SubjectErasureSink<faceguard::Gallery> sink(*gallery);
+// The gallery erases whole subjects (crypto-shredding the subject's key), so erasing one template of a
+// subject erases all of its templates: more than asked, never less.
+template <typename Store>
+class SubjectErasureSink final : public ErasureSink {
+ public:
+  explicit SubjectErasureSink(Store& store) : store_(store) {}
+
+  Result<std::vector<RetainedTemplate>> retained_templates() override {
+    auto subjects = store_.list();
+    if (!subjects) return subjects.error();
+    std::vector<RetainedTemplate> out;
+    for (const auto& s : *subjects) {
+      auto info = store_.show(s.subject_id);
+      if (!info) {
+        if (info.error().code == ErrorCode::kNotFound) continue;  // removed meanwhile
+        return info.error();
+      }
+      for (const auto& t : info->templates) {
+        RetainedTemplate r;
+        r.template_id = std::to_string(t.id);
+        r.subject_id = s.subject_id;
+        r.consent_id = t.consent_id;
+        r.enrolled_at = TimePoint{std::chrono::seconds{t.created_at}};
+        if (t.retain_until) r.retention_deadline = TimePoint{std::chrono::seconds{*t.retain_until}};
+        out.push_back(std::move(r));
+      }
+    }
+    return out;
+  }
+
+  Status erase_template(const RetainedTemplate& t, const std::string& /*reason*/) override {
+    if (erased_.count(t.subject_id)) return ok_status();
+    auto r = store_.remove(t.subject_id);
+    if (!r && r.error().code != ErrorCode::kNotFound) return r.error();
+    erased_.insert(t.subject_id);
+    return ok_status();
+  }
+
+  const std::set<std::string>& erased_subjects() const { return erased_; }
+
+ private:
+  Store& store_;
+  std::set<std::string> erased_;
+};
 
 }  // namespace faceguard

@@ -294,4 +294,48 @@ class PolicyGuard {
   const ConsentRegistry* consents_;
 };
 
+// ----- one object for a command or a server: profile + engine + audit trail + consents + guard -----
+
+struct PolicySessionOptions {
+  std::filesystem::path profile;                   // empty: $FACEGUARD_PROFILE, else no profile
+  std::vector<std::filesystem::path> policy_dirs;  // --policy-dir (user packs, added to the law packs)
+  std::filesystem::path executable;                // argv[0], to find the installed packs
+  std::filesystem::path source_dir;                // source tree fallback for uninstalled builds
+  // Override the profile; empty: profile, then $FACEGUARD_AUDIT_LOG / $FACEGUARD_AUDIT_KEY /
+  // $FACEGUARD_CONSENT_DB, then $XDG_STATE_HOME/faceguard (default ~/.local/state/faceguard)/audit.jsonl,
+  // audit.key (used when it exists), consent.db.
+  std::filesystem::path audit_log, audit_key, consent_db;
+  bool open_audit = true;     // false for dry evaluations (policy explain)
+  bool open_consents = true;
+};
+
+class PolicySession {
+ public:
+  static Result<PolicySession> open(const PolicySessionOptions& options);
+  PolicySession(PolicySession&&) noexcept;
+  PolicySession& operator=(PolicySession&&) noexcept;
+  ~PolicySession();
+
+  const DeploymentProfile& profile() const;
+  const PolicyEngine& engine() const;
+  AuditLog* audit();                 // null when !open_audit
+  const ConsentRegistry* consents() const;  // null when !open_consents
+  ConsentRegistry* consents();
+  PolicyGuard& guard();
+  std::filesystem::path audit_key_path() const;  // the signing key in use (empty: none)
+
+  // The request context: the profile's fixed part, then a request file (JSON, or YAML for .yaml/.yml), then
+  // `path=value` assignments (lists comma-separated). Contradicting the profile is kInvalidArgument.
+  Result<RequestContext> context(const std::filesystem::path& context_file,
+                                 const std::vector<std::string>& assignments) const;
+
+ private:
+  struct Impl;
+  explicit PolicySession(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// `path=value` assignments onto a request document (exposed for tests and other front ends).
+Result<RequestContext> context_from_assignments(const std::string& base_json, const std::vector<std::string>& assignments);
+
 }  // namespace faceguard

@@ -206,7 +206,10 @@ Result<std::uint64_t> AuditLog::append(const std::string& kind, const std::strin
   try {
     return with_lock(im, [&]() -> Result<std::uint64_t> {
       FG_ASSIGN_OR_RETURN(std::uint64_t seq, append_locked(im, kind, std::move(body)));
-      if (im.key && seq % static_cast<std::uint64_t>(im.options.checkpoint_every) == 0) {
+      // Blocks of N records and one checkpoint: the checkpoint takes every (N+1)-th seq. Decided by seq
+      // alone, so processes sharing the log agree on where checkpoints go.
+      const auto n = static_cast<std::uint64_t>(im.options.checkpoint_every);
+      if (im.key && seq % (n + 1) == n) {
         FG_ASSIGN_OR_RETURN(std::uint64_t cp, append_checkpoint_locked(im));
         (void)cp;
       }

@@ -123,6 +123,7 @@ struct Reader {
     if (v.is_string()) {
       out = v.get<std::string>();
       if (out.size() > 4096) return fail(path, "longer than 4096 characters");
+      if (!valid_utf8(out)) return fail(path, "not valid UTF-8");
       if (const FieldSpec* f = field_spec(path); f && f->type == FieldType::kEnum && !f->vocabulary->count(out))
         return fail(path, "'" + out + "' is not one of the known values (docs/policy.md)");
       if (const FieldSpec* f = field_spec(path); f && f->type == FieldType::kDuration && !parse_duration(out))
@@ -160,6 +161,7 @@ struct Reader {
     for (const auto& item : v) {
       if (!item.is_string()) return fail(path, "expected a list of strings");
       std::string s = item.get<std::string>();
+      if (!valid_utf8(s)) return fail(path, "not valid UTF-8");
       if (f && f->vocabulary && !f->vocabulary->count(s)) return fail(path, "'" + s + "' is not a known value");
       out.push_back(std::move(s));
     }
@@ -181,6 +183,33 @@ struct Reader {
 }  // namespace
 
 const std::vector<FieldSpec>& all_fields() { return schema(); }
+
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n;
+    std::uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((c & 0xE0) == 0xC0) n = 1, cp = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0) n = 2, cp = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0) n = 3, cp = c & 0x07;
+    else return false;
+    for (std::size_t k = 1; k <= n; ++k) {
+      if (i + k >= s.size()) return false;
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
 
 const FieldSpec* field_spec(std::string_view path) {
   static const FieldSpec kExtra{"extra.*", FieldType::kString};
@@ -292,8 +321,10 @@ Result<RequestContext> context_from_json(const json& doc) {
     // extra
     if (!v.is_object()) return r.fail(k, "expected an object of strings");
     for (const auto& [ek, ev] : v.items()) {
+      if (ev.is_null()) continue;
       std::string s;
-      if (ek.empty() || ek.find('.') != std::string::npos) return r.fail("extra", "bad key '" + ek + "'");
+      if (ek.empty() || ek.size() > 128 || ek.find('.') != std::string::npos || !valid_utf8(ek))
+        return r.fail("extra", "bad key");
       if (!r.str(ev, "extra." + ek, s)) return false;
       c.extra[ek] = s;
     }

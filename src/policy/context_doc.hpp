@@ -36,6 +36,10 @@ nlohmann::json context_json(const RequestContext& ctx);  // only the fields that
 // authorisation.granted, authorisation.refused) and capture_time defaulted to now.
 nlohmann::json evaluation_document(const RequestContext& ctx, TimePoint now);
 
+// Well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). Every string the policy area
+// keeps is checked, so serialising a context, a decision or an audit record can never fail.
+bool valid_utf8(std::string_view s);
+
 // YAML text/node helpers shared by the profile and pack loaders: scalars become JSON strings.
 nlohmann::json yaml_to_json(const YAML::Node& node);
 

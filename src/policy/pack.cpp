@@ -204,6 +204,7 @@ Pack parse(const YAML::Node& root, std::string_view text, const std::string& fil
 
 Result<Pack> parse_pack(std::string_view text, const std::string& file) {
   if (text.size() > (4u << 20)) return make_error(ErrorCode::kInvalidArgument, file + ": pack larger than 4 MiB");
+  if (!valid_utf8(text)) return make_error(ErrorCode::kInvalidArgument, file + ": not valid UTF-8");
   try {
     YAML::Node root = YAML::Load(std::string(text));
     return parse(root, text, file);

@@ -45,6 +45,7 @@ std::string resolve(const std::filesystem::path& base, const std::string& p) {
 }
 
 Result<DeploymentProfile> parse_profile_at(std::string_view text, const std::filesystem::path& base) {
+  if (!policy::valid_utf8(text)) return make_error(ErrorCode::kInvalidArgument, "deployment profile: not valid UTF-8");
   try {
     YAML::Node root = YAML::Load(std::string(text));
     if (!root.IsMap()) return make_error(ErrorCode::kInvalidArgument, "deployment profile: expected a mapping");
