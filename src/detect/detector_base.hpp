@@ -1,5 +1,8 @@
 // What every detector shares: input validation, the thread-count scope around inference, exception
 // containment and the final sort. Subclasses implement run() on a validated 8-bit BGR image.
+// Boxes are clipped to the image (face-api leaves Tiny's wide boxes overhanging the border); BlazeFace
+// keypoints are not. `threads` > 0 sets OpenCV's process-wide thread count for the duration of detect() and
+// restores it afterwards, so detectors with different counts should not run concurrently.
 #pragma once
 
 #include <filesystem>
