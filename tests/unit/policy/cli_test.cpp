@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "faceguard/gallery.hpp"
 #include "test_support.hpp"
 
 namespace faceguard {
@@ -144,6 +145,50 @@ TEST_F(PolicyCliTest, ConsentAndAuditRoundTripAndTamperDetection) {
   r = run("audit verify --pub " + key + ".pub" + stores);
   EXPECT_EQ(r.code, 11) << r.out;
   EXPECT_NE(r.out.find("line 1:"), std::string::npos) << r.out;
+}
+
+TEST_F(PolicyCliTest, RetentionRunErasesFromTheGalleryAndDryRunChangesNothing) {
+  const SecretKey key = generate_secret_key();
+  std::ofstream(dir_ / "master.key") << secret_key_to_hex(key) << "\n";
+  {
+    GalleryOptions o;
+    o.master_key = key;
+    o.create = true;
+    o.model_id = "test-model@1";
+    o.dim = 3;
+    auto g = Gallery::open(dir_ / "g.fgdb", o);
+    ASSERT_TRUE(g.ok()) << g.error().message;
+    TemplateInput t;
+    t.embedding = {"test-model@1", {0.6f, 0.8f, 0.f}};
+    t.source_sha256 = std::string(64, 'e');
+    t.retain_until = 1700000000;  // 2023-11-14: long past
+    ASSERT_TRUE((*g)->enroll({"old-1", "Old", "{}"}, std::span<const TemplateInput>(&t, 1)).ok());
+    t.retain_until = 4102444800;  // 2100-01-01
+    ASSERT_TRUE((*g)->enroll({"new-1", "New", "{}"}, std::span<const TemplateInput>(&t, 1)).ok());
+  }
+  const std::string args = "retention run --gallery " + (dir_ / "g.fgdb").string() + " --master-key-file " +
+                           (dir_ / "master.key").string() + " --audit " + (dir_ / "audit.jsonl").string() +
+                           " --consent-db " + (dir_ / "consent.db").string();
+  auto r = run(args + " --dry-run");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("would erase template"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("old-1"), std::string::npos);
+  EXPECT_EQ(r.out.find("new-1"), std::string::npos);
+  r = run(args + " --json");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto doc = nlohmann::json::parse(r.out);
+  ASSERT_EQ(doc["erasures"].size(), 1u);
+  EXPECT_TRUE(doc["erasures"][0]["done"].get<bool>());
+  GalleryOptions o;
+  o.master_key = key;
+  auto g = Gallery::open(dir_ / "g.fgdb", o);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ((*g)->show("old-1").error().code, ErrorCode::kNotFound);
+  EXPECT_TRUE((*g)->show("new-1").ok());
+  std::ifstream in(dir_ / "audit.jsonl");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_NE(ss.str().find("\"kind\":\"erasure\""), std::string::npos);
 }
 
 }  // namespace
