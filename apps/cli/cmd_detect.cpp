@@ -13,6 +13,7 @@
 #include "faceguard/draw.hpp"
 #include "faceguard/json.hpp"
 #include "faceguard/landmarker.hpp"
+#include "faceguard/pipeline.hpp"
 
 namespace faceguard::cli {
 namespace {
@@ -100,7 +101,7 @@ int run_detect(const DetectArgs& a) {
     bool landmark_failed = false;
     for (auto& f : *faces) {
       if (!landmarker) break;
-      auto pts = landmarker->landmarks(*img, f.box);
+      auto pts = landmarker->landmarks(*img, landmark_box(f));
       if (!pts) {
         fail(pts.error(), report(pts.error(), path.string() + ": landmarks"));
         landmark_failed = true;

@@ -33,6 +33,12 @@ struct PipelineOptions {
   int max_faces = 0;  // 0: all
 };
 
+// The box to give Landmarker::landmarks() for a detected face. The 68-point nets were trained on face-api's
+// SSD boxes (brow to chin); BlazeFace's square boxes are tighter and higher, and on them the nets can miss the
+// face entirely, so a BlazeFace box (face.detector "blazeface*") is mapped to SSD proportions. Other boxes
+// are returned as they are.
+Box landmark_box(const Face& face);
+
 struct AnalyzedFace {
   Face face;
   Embedding embedding;
