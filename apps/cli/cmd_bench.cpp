@@ -81,6 +81,15 @@ std::string f1(double v) {
   return b;
 }
 
+// The 1-minute load average (Linux), printed beside the timings: on a shared machine they mean little
+// without it. Negative when unknown.
+double load_average() {
+  std::ifstream in("/proc/loadavg");
+  double l = -1.0;
+  if (in) in >> l;
+  return l;
+}
+
 int run_bench_cmd(const BenchArgs& a) {
   auto images = expand_images(a);
   if (!images) return report(images.error(), "bench");
@@ -104,7 +113,9 @@ int run_bench_cmd(const BenchArgs& a) {
   opt.batches = a.batches;
   opt.end_to_end = !a.no_end_to_end;
   if (!globals().quiet && !a.json) std::cerr << "faceguard: benchmarking (this takes a minute)...\n";
+  const double load_before = load_average();
   auto r = eval::run_bench(*pack, opt);
+  const double load_after = load_average();
   if (!r) return report(r.error(), "bench");
 
   auto faceapi_ms = [&](const std::string& stage) -> double {
@@ -120,6 +131,7 @@ int run_bench_cmd(const BenchArgs& a) {
   doc["threads"] = r->threads;
   doc["repeats"] = a.repeats;
   doc["warmup"] = a.warmup;
+  doc["loadavg_1m"] = {{"before", load_before}, {"after", load_after}};
   for (const auto& s : r->stages) {
     nlohmann::json j = {{"stage", s.stage}, {"unit", s.unit}, {"samples", s.samples},
                         {"median_ms", s.median_ms}, {"min_ms", s.min_ms}, {"max_ms", s.max_ms}};
@@ -147,7 +159,8 @@ int run_bench_cmd(const BenchArgs& a) {
     std::cout << doc.dump(2) << "\n";
   } else {
     std::cout << r->images << " images (" << r->image_size << " first), " << r->faces << " faces by SSD, "
-              << r->threads << " OpenCV thread(s), " << a.warmup << " warm-up + " << a.repeats << " repeats\n\n";
+              << r->threads << " OpenCV thread(s), " << a.warmup << " warm-up + " << a.repeats << " repeats; load average "
+              << f1(load_before) << " before, " << f1(load_after) << " after\n\n";
     std::printf("%-36s %-9s %9s %9s %9s %7s", "stage", "unit", "median", "min", "max", "n");
     if (!faceapi.is_null()) std::printf(" %11s %8s", "face-api.js", "speedup");
     std::printf("\n");
