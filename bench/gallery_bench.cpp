@@ -279,10 +279,10 @@ void bench_size(const Args& a, std::size_t n) {
                      {"batch_per_query_ms", batch_ms / static_cast<double>(nq)},
                      {"recall_at_10", recall_at(truth, got)},
                      {"recall_at_10_batched", recall_at(truth, gotb)}};
-    j.update(extra);
+    if (extra.is_object()) j.update(extra);
     emit(j);
   };
-  run(IndexKind::kFlat, "gallery_flat (faiss::knn_inner_product)", {});
+  run(IndexKind::kFlat, "gallery_flat (faiss::knn_inner_product)", nlohmann::json::object());
   run(IndexKind::kScan8, "gallery_scan8", {{"kernel", std::string(gallery::scan8_kernel())}, {"build_ms", build_ms},
                                             {"index_memory_mb", index_mb}, {"rerank", std::max<std::size_t>(8 * k, 128)}});
   if (n <= a.hnsw_max) {

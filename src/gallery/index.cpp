@@ -2,6 +2,7 @@
 
 #include <faiss/IndexHNSW.h>
 #include <faiss/utils/distances.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -268,7 +269,12 @@ std::vector<std::vector<Hit>> TemplateIndex::search_hnsw(const float* q, std::si
   std::vector<faiss::Index::idx_t> l(nq * k);
   faiss::SearchParametersHNSW params;
   params.efSearch = std::max<int>(ef > 0 ? ef : config_.hnsw_ef_search, static_cast<int>(k));
+  // FAISS parallelises HNSW search over queries with OpenMP; for one query the parallel region only costs
+  // (tens of ms on a busy 2-core machine, where idle OpenMP threads spin), so run it on the calling thread.
+  const int saved = omp_get_max_threads();
+  if (nq == 1) omp_set_num_threads(1);
   hnsw_->search(static_cast<faiss::Index::idx_t>(nq), q, static_cast<faiss::Index::idx_t>(k), d.data(), l.data(), &params);
+  if (nq == 1) omp_set_num_threads(saved);
   std::vector<std::vector<Hit>> out(nq);
   for (std::size_t i = 0; i < nq; ++i) {
     for (std::size_t j = 0; j < k && out[i].size() < n; ++j) {
