@@ -289,6 +289,12 @@ class PolicyGuard {
   Result<ReviewStatus> review_status(const std::string& match_id) const;
 
  private:
+  Result<Authorization> authorize_impl(Operation op, RequestContext ctx, std::optional<TimePoint> now);
+  Result<GuardedResult> apply_impl(const Authorization& auth, std::vector<MatchCandidate> candidates,
+                                   const std::string& input_ref);
+  Result<ReviewStatus> review_impl(const std::string& match_id, const std::string& reviewer_id, bool confirm,
+                                   const std::string& note);
+
   const PolicyEngine& engine_;
   AuditLog* audit_;
   const ConsentRegistry* consents_;

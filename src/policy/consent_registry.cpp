@@ -209,40 +209,44 @@ Result<std::vector<ConsentRecord>> ConsentRegistry::list(const std::string& subj
 
 Result<ErasureReport> ConsentRegistry::revoke(const std::string& id, const Timestamp& at, ErasureSink* sink,
                                               AuditLog* audit) {
-  FG_ASSIGN_OR_RETURN(ConsentRecord rec, get(id));
-  if (rec.revoked_at) return make_error(ErrorCode::kConflict, "consent '" + id + "' was already revoked at " + format_timestamp(*rec.revoked_at));
-  if (at.utc < rec.signed_at.utc) return make_error(ErrorCode::kInvalidArgument, "revocation before the consent was signed");
-  {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    Stmt st(impl_->db, "UPDATE consents SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL");
-    if (!st.s) return db_error(impl_->db, "prepare");
-    st.bind(1, format_timestamp(at)), st.bind(2, id);
-    if (sqlite3_step(st.s) != SQLITE_DONE) return db_error(impl_->db, "update");
-    if (sqlite3_changes(impl_->db) != 1) return make_error(ErrorCode::kConflict, "consent '" + id + "' was revoked concurrently");
-  }
-  if (audit) {
-    nlohmann::json b{{"action", "revoke"}, {"consent_id", id}, {"subject_id", rec.subject_id}, {"at", format_timestamp(at)}};
-    FG_TRY_STATUS(audit->append("consent", b.dump()));
-  }
-  ErasureReport report;
-  if (!sink) return report;
-  FG_ASSIGN_OR_RETURN(std::vector<RetainedTemplate> held, sink->retained_templates());
-  report.examined = held.size();
-  for (const auto& t : held) {
-    if (t.subject_id != rec.subject_id || (!t.consent_id.empty() && t.consent_id != id)) continue;
-    Erasure e{t, "consent " + id + " revoked", false, {}};
-    Status s = sink->erase_template(t, e.reason);
-    e.done = s.ok();
-    if (!s) e.error = s.error().message;
-    if (audit) {
-      nlohmann::json b{{"template_id", t.template_id}, {"subject_id", t.subject_id}, {"consent_id", t.consent_id},
-                       {"reason", e.reason}, {"done", e.done}};
-      if (!e.done) b["error"] = e.error;
-      FG_TRY_STATUS(audit->append("erasure", b.dump()));
+  try {
+    FG_ASSIGN_OR_RETURN(ConsentRecord rec, get(id));
+    if (rec.revoked_at) return make_error(ErrorCode::kConflict, "consent '" + id + "' was already revoked at " + format_timestamp(*rec.revoked_at));
+    if (at.utc < rec.signed_at.utc) return make_error(ErrorCode::kInvalidArgument, "revocation before the consent was signed");
+    {
+      std::lock_guard<std::mutex> lock(impl_->mu);
+      Stmt st(impl_->db, "UPDATE consents SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL");
+      if (!st.s) return db_error(impl_->db, "prepare");
+      st.bind(1, format_timestamp(at)), st.bind(2, id);
+      if (sqlite3_step(st.s) != SQLITE_DONE) return db_error(impl_->db, "update");
+      if (sqlite3_changes(impl_->db) != 1) return make_error(ErrorCode::kConflict, "consent '" + id + "' was revoked concurrently");
     }
-    report.erasures.push_back(std::move(e));
+    if (audit) {
+      nlohmann::json b{{"action", "revoke"}, {"consent_id", id}, {"subject_id", rec.subject_id}, {"at", format_timestamp(at)}};
+      FG_TRY_STATUS(audit->append("consent", b.dump()));
+    }
+    ErasureReport report;
+    if (!sink) return report;
+    FG_ASSIGN_OR_RETURN(std::vector<RetainedTemplate> held, sink->retained_templates());
+    report.examined = held.size();
+    for (const auto& t : held) {
+      if (t.subject_id != rec.subject_id || (!t.consent_id.empty() && t.consent_id != id)) continue;
+      Erasure e{t, "consent " + id + " revoked", false, {}};
+      Status s = sink->erase_template(t, e.reason);
+      e.done = s.ok();
+      if (!s) e.error = s.error().message;
+      if (audit) {
+        nlohmann::json b{{"template_id", t.template_id}, {"subject_id", t.subject_id}, {"consent_id", t.consent_id},
+                         {"reason", e.reason}, {"done", e.done}};
+        if (!e.done) b["error"] = e.error;
+        FG_TRY_STATUS(audit->append("erasure", b.dump()));
+      }
+      report.erasures.push_back(std::move(e));
+    }
+    return report;
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kInternal, std::string("consent revoke: ") + e.what());
   }
-  return report;
 }
 
 Result<std::string> sha256_file(const std::filesystem::path& file) {

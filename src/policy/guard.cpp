@@ -154,7 +154,23 @@ Status enforce_liveness(const Obligations& o, std::optional<bool> passed) {
 PolicyGuard::PolicyGuard(const PolicyEngine& engine, AuditLog* audit, const ConsentRegistry* consents)
     : engine_(engine), audit_(audit), consents_(consents) {}
 
+namespace {
+// Exceptions (allocation, a JSON library surprise) never cross the API: they become kInternal.
+template <typename Fn>
+auto guarded(const char* what, Fn fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kInternal, std::string(what) + ": " + e.what());
+  }
+}
+}  // namespace
+
 Result<Authorization> PolicyGuard::authorize(Operation op, RequestContext ctx, std::optional<TimePoint> now) {
+  return guarded("authorize", [&]() -> Result<Authorization> { return authorize_impl(op, std::move(ctx), now); });
+}
+
+Result<Authorization> PolicyGuard::authorize_impl(Operation op, RequestContext ctx, std::optional<TimePoint> now) {
   if (ctx.operation && *ctx.operation != op)
     return make_error(ErrorCode::kInvalidArgument, "the context names operation '" + std::string(to_string(*ctx.operation)) +
                                                        "' but '" + std::string(to_string(op)) + "' was requested");
@@ -183,6 +199,11 @@ Result<Authorization> PolicyGuard::authorize(Operation op, RequestContext ctx, s
 
 Result<GuardedResult> PolicyGuard::apply(const Authorization& auth, std::vector<MatchCandidate> candidates,
                                          const std::string& input_ref) {
+  return guarded("apply", [&]() -> Result<GuardedResult> { return apply_impl(auth, std::move(candidates), input_ref); });
+}
+
+Result<GuardedResult> PolicyGuard::apply_impl(const Authorization& auth, std::vector<MatchCandidate> candidates,
+                                              const std::string& input_ref) {
   const std::size_t offered = candidates.size();
   GuardedResult r = apply_obligations(auth, std::move(candidates));
   if (audit_) {
@@ -220,6 +241,11 @@ Status PolicyGuard::record_outcome(const Authorization& auth, const std::string&
 
 Result<ReviewStatus> PolicyGuard::review(const std::string& match_id, const std::string& reviewer, bool confirm,
                                          const std::string& note) {
+  return guarded("review", [&]() -> Result<ReviewStatus> { return review_impl(match_id, reviewer, confirm, note); });
+}
+
+Result<ReviewStatus> PolicyGuard::review_impl(const std::string& match_id, const std::string& reviewer, bool confirm,
+                                              const std::string& note) {
   if (!audit_) return make_error(ErrorCode::kInvalidArgument, "human review needs the audit trail");
   if (reviewer.empty()) return make_error(ErrorCode::kInvalidArgument, "a review needs the reviewer's name or id");
   FG_ASSIGN_OR_RETURN(MatchTrail t, trail_of(*audit_, match_id));

@@ -29,10 +29,8 @@ std::string erasure_reason(const RetainedTemplate& t, const ConsentRegistry* con
   return {};
 }
 
-}  // namespace
-
-Result<ErasureReport> run_retention(ErasureSink& sink, const ConsentRegistry* consents, AuditLog* audit,
-                                    TimePoint now, bool dry_run) {
+Result<ErasureReport> run_retention_impl(ErasureSink& sink, const ConsentRegistry* consents, AuditLog* audit,
+                                         TimePoint now, bool dry_run) {
   FG_ASSIGN_OR_RETURN(std::vector<RetainedTemplate> held, sink.retained_templates());
   ErasureReport report;
   report.dry_run = dry_run;
@@ -61,6 +59,17 @@ Result<ErasureReport> run_retention(ErasureSink& sink, const ConsentRegistry* co
     FG_TRY_STATUS(audit->append("retention", b.dump()));
   }
   return report;
+}
+
+}  // namespace
+
+Result<ErasureReport> run_retention(ErasureSink& sink, const ConsentRegistry* consents, AuditLog* audit,
+                                    TimePoint now, bool dry_run) {
+  try {
+    return run_retention_impl(sink, consents, audit, now, dry_run);
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kInternal, std::string("retention run: ") + e.what());
+  }
 }
 
 }  // namespace faceguard
