@@ -96,8 +96,12 @@ void make_gallery(const fs::path& path, int subjects) {
   auto g = Gallery::open(path, create_options(test_key()));
   ASSERT_TRUE(g);
   Synth s(5);
+  std::vector<Gallery::Enrolment> batch;
   for (int i = 0; i < subjects; ++i)
-    ASSERT_TRUE((*g)->enroll({"p" + std::to_string(i), "P", "{}"}, std::vector{tmpl(s.around(s.centre()))}));
+    batch.push_back({{"p" + std::to_string(i), "P", "{}"}, std::vector{tmpl(s.around(s.centre()))}});
+  auto r = (*g)->enroll_batch(batch);
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->size(), static_cast<std::size_t>(subjects));
 }
 
 TEST(GalleryFaults, TruncatedFileIsCorruptAndLeftAlone) {
