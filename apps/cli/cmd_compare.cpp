@@ -43,7 +43,7 @@ std::string fmt(double v, int decimals) {
 }
 
 nlohmann::json face_brief(const Face& f, std::size_t index) {
-  return {{"index", index}, {"box", to_json(f.box)}, {"score", f.score}};
+  return {{"index", index}, {"box", to_json(f.box)}, {"score", json_number(f.score)}};
 }
 
 // Detect, and embed the chosen face (or all of them). Returns an exit code on failure.
@@ -156,7 +156,7 @@ int run_compare(const CompareArgs& a) {
     };
     out["a"] = side(sa);
     out["b"] = side(sb);
-    out["threshold"] = best.threshold;
+    out["threshold"] = json_number(best.threshold);
     out["pairs"] = std::move(pairs);
     nlohmann::json bj = to_json(best);
     bj["face_a"] = best_i;

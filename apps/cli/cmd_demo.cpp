@@ -201,7 +201,7 @@ int run_demo(const DemoArgs& a) {
   doc["faceguard"] = "0.1.0";
   doc["models"] = {{"detector", a.model.detector}, {"embedder", model_id},
                    {"align", a.model.align}, {"metric", to_string(metric_for(model_id))},
-                   {"threshold", threshold}, {"model_dir", pack->root().string()}};
+                   {"threshold", json_number(threshold)}, {"model_dir", pack->root().string()}};
   doc["images"] = nlohmann::json::array();
   std::size_t face_count = 0, ok_photos = 0;
   for (std::size_t i = 0; i < photos.size(); ++i) {

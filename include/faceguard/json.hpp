@@ -4,7 +4,8 @@
 //   auto e = faceguard::embedding_from_json(j["embedding"]); // Result<Embedding>, kInvalidArgument if malformed
 //
 // The field names are the ones the CLI (`faceguard detect|embed|compare --json`), the demo report and the
-// HTTP service print; docs/cli.md lists them. Numbers are plain JSON numbers (floats written shortest-exact).
+// HTTP service print; docs/cli.md lists them. Floats are written in their shortest form that reads back to the
+// same float (0.6f as 0.6, not 0.6000000238418579).
 // Thread safety: pure functions.
 #pragma once
 
@@ -18,6 +19,9 @@
 #include "faceguard/types.hpp"
 
 namespace faceguard {
+
+// A float as the JSON number that prints shortest and reads back (as float) to the same value.
+double json_number(float value);
 
 std::string_view to_string(LandmarkScheme scheme);  // "none", "ibug68", "blazeface6", "five_point"
 Result<LandmarkScheme> parse_landmark_scheme(std::string_view name);

@@ -1,8 +1,9 @@
 // JSON serialisation of the pipeline's value types (see faceguard/json.hpp for the field names).
 // Reading is strict: a template read back from a file is the input of a biometric comparison, so a missing,
 // mistyped or non-finite field is an error, never a default.
+#include <charconv>
 #include <cmath>
-#include <limits>
+#include <cstdlib>
 #include <string>
 
 #include "faceguard/json.hpp"
@@ -14,8 +15,11 @@ using nlohmann::json;
 
 Error bad(const std::string& what) { return make_error(ErrorCode::kInvalidArgument, "invalid JSON: " + what); }
 
-// A double that fits a float: converting an out-of-range double to float is undefined behaviour.
-bool fits_float(double v) { return std::isfinite(v) && std::fabs(v) <= std::numeric_limits<float>::max(); }
+// A double that fits a float: converting an out-of-range double to float is undefined behaviour. The bound is
+// FLT_MAX plus half an ulp (2^103), below which a double rounds to FLT_MAX: "3.4028235e+38", the shortest text
+// of FLT_MAX, parses to a double just above FLT_MAX.
+constexpr double kFloatRoundLimit = 3.4028235677973366e38;
+bool fits_float(double v) { return std::isfinite(v) && std::fabs(v) < kFloatRoundLimit; }
 
 // A finite number at j[key].
 Result<float> number_at(const json& j, const char* key) {
@@ -28,6 +32,17 @@ Result<float> number_at(const json& j, const char* key) {
 }
 
 }  // namespace
+
+double json_number(float value) {
+  if (!std::isfinite(value)) return value;  // nlohmann writes NaN/Inf as null
+  // std::to_chars(float) gives the shortest digits that read back to the same float; nlohmann then writes
+  // the double parsed from those digits with the same (shortest) digits.
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf - 1, value);
+  if (r.ec != std::errc()) return value;
+  *r.ptr = '\0';
+  return std::strtod(buf, nullptr);
+}
 
 std::string_view to_string(LandmarkScheme scheme) {
   switch (scheme) {
@@ -48,29 +63,31 @@ Result<LandmarkScheme> parse_landmark_scheme(std::string_view name) {
 }
 
 json to_json(const Box& box) {
-  return json{{"x", box.x}, {"y", box.y}, {"width", box.width}, {"height", box.height}};
+  return json{{"x", json_number(box.x)}, {"y", json_number(box.y)}, {"width", json_number(box.width)},
+              {"height", json_number(box.height)}};
 }
 
 json to_json(const Face& face) {
-  json j{{"box", to_json(face.box)}, {"score", face.score}};
+  json j{{"box", to_json(face.box)}, {"score", json_number(face.score)}};
   if (!face.detector.empty()) j["detector"] = face.detector;
   j["landmark_scheme"] = to_string(face.scheme);
   if (!face.landmarks.empty()) {
     json pts = json::array();
-    for (const auto& p : face.landmarks) pts.push_back(json::array({p.x, p.y}));
+    for (const auto& p : face.landmarks) pts.push_back(json::array({json_number(p.x), json_number(p.y)}));
     j["landmarks"] = std::move(pts);
   }
   return j;
 }
 
 json to_json(const Embedding& embedding) {
-  return json{{"model_id", embedding.model_id},
-              {"dimensions", embedding.values.size()},
-              {"values", embedding.values}};
+  json values = json::array();
+  for (float v : embedding.values) values.push_back(json_number(v));
+  return json{{"model_id", embedding.model_id}, {"dimensions", embedding.values.size()}, {"values", std::move(values)}};
 }
 
 json to_json(const Comparison& c) {
-  return json{{"distance", c.distance}, {"similarity", c.similarity}, {"threshold", c.threshold}, {"same", c.same}};
+  return json{{"distance", json_number(c.distance)}, {"similarity", json_number(c.similarity)},
+              {"threshold", json_number(c.threshold)}, {"same", c.same}};
 }
 
 json to_json(const AnalyzedFace& face) {

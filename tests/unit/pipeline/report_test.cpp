@@ -1,6 +1,9 @@
 // JSON forms of faces, templates and comparisons: field names, round trips, and strict reading.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <limits>
+
 #include "faceguard/json.hpp"
 
 namespace faceguard {
@@ -115,6 +118,24 @@ TEST(Report, SchemeNamesRoundTrip) {
     ASSERT_TRUE(back);
     EXPECT_EQ(*back, s);
   }
+}
+
+}  // namespace
+}  // namespace faceguard
+
+namespace faceguard {
+namespace {
+
+TEST(Report, FloatsAreWrittenShortestAndReadBackExactly) {
+  EXPECT_EQ(nlohmann::json(json_number(0.6f)).dump(), "0.6");
+  EXPECT_EQ(to_json(Comparison{0.1f, 0.5f, 0.6f, true}).dump(),
+            R"({"distance":0.1,"same":true,"similarity":0.5,"threshold":0.6})");
+  // Every float of a sweep survives text exactly.
+  for (float v : {1e-38f, 3.4028235e38f, -0.f, 0.33333334f, 123.456f, 1.1754944e-38f, 16777217.f}) {
+    const std::string text = nlohmann::json(json_number(v)).dump();
+    EXPECT_EQ(static_cast<float>(std::strtod(text.c_str(), nullptr)), v) << text;
+  }
+  EXPECT_TRUE(nlohmann::json(json_number(std::numeric_limits<float>::quiet_NaN())).dump() == "null");
 }
 
 }  // namespace
