@@ -53,6 +53,9 @@ std::vector<std::pair<int, Setup>>& registry();
 void set_exit(int code);
 int exit_status();
 
+// Adds the policy options and the decision point to every command that touches a face (policy_gate.cpp).
+void install_policy_gates(CLI::App& app);
+
 // The model directory chosen by --models, FACEGUARD_MODELS or the default.
 std::string model_dir();
 

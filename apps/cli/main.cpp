@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
   auto& reg = registry();
   std::stable_sort(reg.begin(), reg.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [order, setup] : reg) setup(app);
+  install_policy_gates(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -75,6 +76,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();  // a command stopped itself (e.g. a policy denial); it reported already
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return kExitUsage;

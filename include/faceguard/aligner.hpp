@@ -49,7 +49,7 @@ Result<cv::Mat> align(const cv::Mat& bgr, const Face& face, const ChipTemplate& 
 // face-api.js's crop for the recognition net, before any resizing: the box from the 68 landmarks
 // (FaceLandmarks.align with useDlibAlignment) or else the detection box, clipped to the image and floored.
 // Embedder::embed pads and resizes such a crop exactly as face-api's NetInput does, so embedding it
-// reproduces face-api's descriptor; align(..., kAxisCrop) is the same crop already resized, in 8 bits.
+// reproduces face-api's descriptor; align(..., kAxisCrop) is the same crop already resized (float CV_32FC3, unrounded).
 Result<cv::Mat> axis_crop(const cv::Mat& bgr, const Face& face);
 
 }  // namespace faceguard

@@ -105,12 +105,14 @@ class ResNetBuilder {
   int size_ = 0;  // current spatial side
 };
 
-// Converts a chip to what face-api feeds the net: 8-bit 3-channel at 150 x 150. Other sizes are padded
+// Converts a chip to what face-api feeds the net: 3-channel (8-bit or float 0..255) at 150 x 150. Other sizes are padded
 // to a centred square and resized as NetInput.toBatchTensor(150, true) does (TF bilinear, float).
 Result<cv::Mat> prepare_chip(const cv::Mat& chip, std::size_t index) {
   const std::string where = "chip " + std::to_string(index);
   if (chip.empty()) return make_error(ErrorCode::kInvalidArgument, where + " is empty");
-  if (chip.depth() != CV_8U) return make_error(ErrorCode::kInvalidArgument, where + " is not 8-bit");
+  // 8-bit chips, or float chips in 0..255 (align(kAxisCrop) keeps face-api's unrounded float chip).
+  if (chip.depth() != CV_8U && chip.depth() != CV_32F)
+    return make_error(ErrorCode::kInvalidArgument, where + " is neither 8-bit nor float");
   cv::Mat bgr;
   switch (chip.channels()) {
     case 3: bgr = chip; break;
