@@ -48,6 +48,24 @@ class CliTest : public ::testing::Test {
   void SetUp() override {
     dir_ = fs::temp_directory_path() / ("faceguard-cli-test-" + std::to_string(::getpid()));
     fs::create_directories(dir_);
+    // Every face command passes the policy decision point first: run under a deployment profile the policy
+    // allows (the demo's household photo library, plus a consented gallery so that `embed`, the law's
+    // "enrol", is allowed too), with the audit trail, its key and the consent registry in the test folder
+    // ($XDG_STATE_HOME/faceguard) rather than the user's state folder.
+    const fs::path profile = write("profile.yaml",
+                                   "format: 1\n"
+                                   "context:\n"
+                                   "  operator: {id: cli-test, org: household, role: individual}\n"
+                                   "  jurisdiction: {country: DE, city: berlin}\n"
+                                   "  location: {type: private_premises}\n"
+                                   "  purpose: photo_organisation\n"
+                                   "  timing: retrospective\n"
+                                   "  source: still\n"
+                                   "  targeting: targeted\n"
+                                   "  gallery: {id: cli-test, provenance: consented}\n");
+    ::setenv("FACEGUARD_PROFILE", profile.c_str(), 1);
+    ::setenv("XDG_STATE_HOME", (dir_ / "state").c_str(), 1);
+    for (const char* v : {"FACEGUARD_AUDIT_LOG", "FACEGUARD_AUDIT_KEY", "FACEGUARD_CONSENT_DB"}) ::unsetenv(v);
   }
   void TearDown() override {
     std::error_code ec;
