@@ -474,6 +474,38 @@ int bench_deepface(const Args& a) {
     }
   }
   const double all_ms = ms_since(t_all);
+  {
+    // The real score distributions and norms, to compare with the synthetic generator's.
+    std::vector<std::pair<std::string, Embedding>> all = probes;
+    double norm_sum = 0;
+    std::vector<double> gen, imp;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      double n2 = 0;
+      for (float f : all[i].second.values) n2 += static_cast<double>(f) * f;
+      norm_sum += std::sqrt(n2);
+      for (std::size_t j = i + 1; j < all.size(); ++j) {
+        std::vector<float> x = all[i].second.values, y = all[j].second.values;
+        normalise(x.data(), 128);
+        normalise(y.data(), 128);
+        const double c = dotf(x.data(), y.data(), 128);
+        if (!all[i].first.empty() && all[i].first == all[j].first) gen.push_back(c);
+        else imp.push_back(c);
+      }
+    }
+    auto mean_sd = [](const std::vector<double>& v) {
+      double m = 0, s = 0;
+      for (double x : v) m += x;
+      m /= std::max<std::size_t>(1, v.size());
+      for (double x : v) s += (x - m) * (x - m);
+      return std::make_pair(m, std::sqrt(s / std::max<std::size_t>(1, v.size() - 1)));
+    };
+    const auto [gm, gs] = mean_sd(gen);
+    const auto [im, is] = mean_sd(imp);
+    emit({{"bench", "deepface_score_distribution"}, {"probe_templates", all.size()}, {"mean_raw_norm", norm_sum / all.size()},
+          {"genuine_pairs", gen.size()}, {"genuine_cos_mean", gm}, {"genuine_cos_sd", gs}, {"impostor_pairs", imp.size()},
+          {"impostor_cos_mean", im}, {"impostor_cos_sd", is},
+          {"impostor_cos_max", imp.empty() ? 0 : *std::max_element(imp.begin(), imp.end())}});
+  }
   emit({{"bench", "photo_enrol_breakdown"}, {"faces", faces}, {"faces_per_s", 1000.0 * faces / all_ms},
         {"decode_ms", decode / faces}, {"detect_ms", detect / faces}, {"landmarks_align_embed_ms", embed / faces},
         {"store_ms_per_enrolled_face", store / std::max(1, enrolled_faces)}});

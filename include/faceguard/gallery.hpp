@@ -152,6 +152,9 @@ struct ThresholdTable {
   std::size_t impostor_pairs = 0;
   std::vector<ThresholdPoint> points;  // sorted by decreasing fmr (increasing threshold)
   bool calibrated = true;  // false: one point from the model's documented 1:1 threshold, FMR unknown
+  // Uncalibrated Euclidean models (dlib): the documented distance threshold. The gallery turns it into a cosine
+  // at its templates' mean norm (|a-b|^2 = 2n^2(1 - cos)), as dlib templates are not unit vectors. -1: none.
+  float euclidean_threshold = -1.f;
 
   // Log-linear interpolation between points; kInvalidArgument for fmr outside (0,1), kNotFound when the
   // table cannot resolve it (fmr below 1/impostor_pairs is not measurable and is refused). An uncalibrated
@@ -166,7 +169,8 @@ Result<ThresholdTable> calibrate_threshold(std::string model_id, std::span<const
 std::string threshold_table_to_json(const ThresholdTable& table);
 Result<ThresholdTable> threshold_table_from_json(std::string_view json);
 // Used when a gallery has no calibration: one point from the model's documented 1:1 threshold, marked
-// "uncalibrated" in `source`. For dlib's 0.6 Euclidean threshold on unit vectors: cos = 1 - 0.6^2/2.
+// "uncalibrated" in `source`. For dlib's 0.6 Euclidean threshold the point holds the unit-vector cosine
+// 1 - 0.6^2/2 and euclidean_threshold = 0.6, which identify() rescales to the gallery's mean template norm.
 ThresholdTable default_threshold_table(const std::string& model_id);
 
 // --- identification -----------------------------------------------------------------------------------

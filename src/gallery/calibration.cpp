@@ -84,7 +84,8 @@ ThresholdTable default_threshold_table(const std::string& model_id) {
   float thr = 0.5f;
   if (starts_with(model_id, "dlib")) {
     thr = 1.f - kDlibDistance * kDlibDistance / 2.f;
-    t.source = "uncalibrated: dlib's documented 1:1 threshold (Euclidean 0.6 -> cosine 0.82)";
+    t.euclidean_threshold = kDlibDistance;
+    t.source = "uncalibrated: dlib's documented 1:1 threshold (Euclidean 0.6; cosine 0.82 for unit vectors)";
   } else if (starts_with(model_id, "mobilefacenet")) {
     thr = 1.f - kMobileFaceNetCosineDistance;
     t.source = "uncalibrated: provisional MobileFaceNet threshold (cosine distance 0.5)";
@@ -103,6 +104,7 @@ std::string threshold_table_to_json(const ThresholdTable& t) {
   j["metric"] = t.metric;
   j["source"] = t.source;
   j["calibrated"] = t.calibrated;
+  j["euclidean_threshold"] = t.euclidean_threshold;
   j["genuine_pairs"] = t.genuine_pairs;
   j["impostor_pairs"] = t.impostor_pairs;
   j["points"] = nlohmann::json::array();
@@ -124,6 +126,7 @@ Result<ThresholdTable> threshold_table_from_json(std::string_view text) {
     if (t.metric != "cosine") return make_error(ErrorCode::kUnsupportedFormat, "unknown metric " + t.metric);
     t.source = j.at("source").get<std::string>();
     t.calibrated = j.at("calibrated").get<bool>();
+    t.euclidean_threshold = j.value("euclidean_threshold", -1.f);
     t.genuine_pairs = j.at("genuine_pairs").get<std::size_t>();
     t.impostor_pairs = j.at("impostor_pairs").get<std::size_t>();
     for (const auto& p : j.at("points"))

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <mutex>
 #include <shared_mutex>
 #include <unordered_map>
@@ -36,6 +37,7 @@ struct Gallery::Impl {
   std::unordered_map<std::int64_t, std::int64_t> template_subject;  // template id -> subject row
   std::unordered_map<std::int64_t, std::size_t> subject_templates;  // subject row -> live templates
   ThresholdTable calibration;
+  double norm2_sum = 0;  // sum of squared raw template norms (uncalibrated Euclidean thresholds)
   double open_seconds = 0;
   std::mutex db_mutex;               // the SQLite connections are used by one thread at a time
   mutable std::shared_mutex index_mutex;  // search shared; applying changes exclusive
@@ -45,6 +47,7 @@ struct Gallery::Impl {
     for (auto& t : added) {
       if (index->contains(t.id)) continue;
       if (!index->add(t.id, t.values)) continue;
+      norm2_sum += static_cast<double>(index->raw_norm(t.id)) * index->raw_norm(t.id);
       template_subject[t.id] = t.subject;
       ++subject_templates[t.subject];
       std::fill(t.values.begin(), t.values.end(), 0.f);
@@ -57,6 +60,7 @@ struct Gallery::Impl {
       auto st = subject_templates.find(it->second);
       if (st != subject_templates.end() && --st->second == 0) subject_templates.erase(st);
       template_subject.erase(it);
+      norm2_sum -= static_cast<double>(index->raw_norm(id)) * index->raw_norm(id);
       index->remove(id);
     }
   }
@@ -246,6 +250,18 @@ Result<std::vector<Identification>> Gallery::identify_batch(std::span<const Embe
       } else {
         FG_ASSIGN_OR_RETURN(threshold, impl_->calibration.threshold_for(options.target_fmr));
         fmr = impl_->calibration.calibrated ? options.target_fmr : -1;
+        const float te = impl_->calibration.euclidean_threshold;
+        std::shared_lock ilock(impl_->index_mutex);
+        const std::size_t n = impl_->index->size();
+        if (!impl_->calibration.calibrated && te > 0 && n > 0) {
+          // |a-b|^2 = 2 n^2 (1 - cos) for two templates of norm n: the documented distance as a cosine.
+          const double n2 = impl_->norm2_sum / static_cast<double>(n);
+          threshold = static_cast<float>(1.0 - static_cast<double>(te) * te / (2.0 * n2));
+          char buf[160];
+          std::snprintf(buf, sizeof buf, "; Euclidean %.2f at the mean template norm %.3f -> cosine %.4f", te,
+                        std::sqrt(n2), threshold);
+          source += buf;
+        }
       }
     }
 

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "gallery_fixture.hpp"
 
@@ -28,6 +29,25 @@ Run run(const std::string& args, const std::string& env = "") {
 
 TEST(GalleryCli, InitListStatsExportImportDelete) {
   ScratchDir dir;
+  // The face commands (import, export, delete...) pass the policy decision point first (apps/cli/policy_gate.cpp):
+  // run them under a deployment profile the policy allows, with the audit trail kept in the scratch folder.
+  {
+    std::ofstream p(dir / "profile.yaml");
+    p << "format: 1\n"
+         "context:\n"
+         "  operator: {id: gallery-test, org: household, role: individual}\n"
+         "  jurisdiction: {country: DE, city: berlin}\n"
+         "  location: {type: private_premises}\n"
+         "  purpose: photo_organisation\n"
+         "  timing: retrospective\n"
+         "  source: still\n"
+         "  targeting: targeted\n"
+         "  gallery: {id: gallery-test, provenance: consented}\n";
+  }
+  ::setenv("FACEGUARD_PROFILE", (dir / "profile.yaml").c_str(), 1);
+  ::setenv("XDG_STATE_HOME", (dir / "state").c_str(), 1);
+  for (const char* v : {"FACEGUARD_AUDIT_LOG", "FACEGUARD_AUDIT_KEY", "FACEGUARD_CONSENT_DB", "FACEGUARD_MASTER_KEY"})
+    ::unsetenv(v);
   const std::string key = (dir / "master.key").string();
   const std::string g = (dir / "g.fgdb").string();
   auto k = run("gallery keygen " + key);
