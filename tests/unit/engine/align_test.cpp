@@ -216,11 +216,13 @@ TEST(Align, AxisCropFollowsFaceApi) {
   ASSERT_TRUE(chip.ok());
   ASSERT_EQ(chip->size(), cv::Size(150, 150));
   // padToSquare(centred): 10 black rows above and below the 40 rows -> 60 x 60, then x 2.5.
-  EXPECT_EQ(chip->at<cv::Vec3b>(5, 75), cv::Vec3b(0, 0, 0));
-  EXPECT_EQ(chip->at<cv::Vec3b>(145, 75), cv::Vec3b(0, 0, 0));
+  // The chip stays float (face-api feeds the unrounded resize to the net).
+  ASSERT_EQ(chip->type(), CV_32FC3);
+  EXPECT_EQ(chip->at<cv::Vec3f>(5, 75), cv::Vec3f(0, 0, 0));
+  EXPECT_EQ(chip->at<cv::Vec3f>(145, 75), cv::Vec3f(0, 0, 0));
   cv::Mat expected;
   model::resize_bilinear_tf(model::pad_to_square_tf(image(cv::Rect(10, 20, 60, 40)).clone(), true), {150, 150})
-      .convertTo(expected, CV_8U);
+      .convertTo(expected, CV_32F);
   EXPECT_EQ(cv::norm(*chip, expected, cv::NORM_INF), 0);
 
   // With 68 landmarks face-api crops FaceLandmarks.alignDlib's box: eye centres (40,50) (80,50),
