@@ -134,7 +134,8 @@ int run_bench_cmd(const BenchArgs& a) {
   doc["loadavg_1m"] = {{"before", load_before}, {"after", load_after}};
   for (const auto& s : r->stages) {
     nlohmann::json j = {{"stage", s.stage}, {"unit", s.unit}, {"samples", s.samples},
-                        {"median_ms", s.median_ms}, {"min_ms", s.min_ms}, {"max_ms", s.max_ms}};
+                        {"median_ms", s.median_ms}, {"min_ms", s.min_ms}, {"max_ms", s.max_ms},
+                        {"cpu_median_ms", s.cpu_median_ms}};
     if (double f = faceapi_ms(s.stage); f > 0) {
       j["faceapi_median_ms"] = f;
       j["speedup_vs_faceapi"] = f / s.median_ms;
@@ -150,7 +151,8 @@ int run_bench_cmd(const BenchArgs& a) {
     for (const auto& s : r->stages) {
       if (s.stage == t.stage)
         doc["targets"].push_back({{"stage", t.stage}, {"max_ms", t.max_ms}, {"median_ms", s.median_ms},
-                                  {"met", s.median_ms <= t.max_ms}});
+                                  {"cpu_median_ms", s.cpu_median_ms}, {"met", s.median_ms <= t.max_ms},
+                                  {"met_cpu", s.cpu_median_ms <= t.max_ms}});
     }
   }
   if (!faceapi.is_null()) doc["faceapi"] = {{"what", faceapi.value("what", "")}, {"image", faceapi.value("image", nlohmann::json{})}};
@@ -161,12 +163,12 @@ int run_bench_cmd(const BenchArgs& a) {
     std::cout << r->images << " images (" << r->image_size << " first), " << r->faces << " faces by SSD, "
               << r->threads << " OpenCV thread(s), " << a.warmup << " warm-up + " << a.repeats << " repeats; load average "
               << f1(load_before) << " before, " << f1(load_after) << " after\n\n";
-    std::printf("%-36s %-9s %9s %9s %9s %7s", "stage", "unit", "median", "min", "max", "n");
+    std::printf("%-36s %-9s %9s %9s %9s %9s %7s", "stage", "unit", "median", "min", "max", "cpu-med", "n");
     if (!faceapi.is_null()) std::printf(" %11s %8s", "face-api.js", "speedup");
     std::printf("\n");
     for (const auto& s : r->stages) {
-      std::printf("%-36s %-9s %9s %9s %9s %7d", s.stage.c_str(), s.unit.c_str(), f1(s.median_ms).c_str(),
-                  f1(s.min_ms).c_str(), f1(s.max_ms).c_str(), s.samples);
+      std::printf("%-36s %-9s %9s %9s %9s %9s %7d", s.stage.c_str(), s.unit.c_str(), f1(s.median_ms).c_str(),
+                  f1(s.min_ms).c_str(), f1(s.max_ms).c_str(), f1(s.cpu_median_ms).c_str(), s.samples);
       if (!faceapi.is_null()) {
         const double f = faceapi_ms(s.stage);
         if (f > 0) std::printf(" %11s %7sx", f1(f).c_str(), f1(f / s.median_ms).c_str());
@@ -178,10 +180,13 @@ int run_bench_cmd(const BenchArgs& a) {
       std::cout << "\nface-api.js: " << faceapi.value("what", "") << " on "
                 << faceapi["image"].value("width", 0) << "x" << faceapi["image"].value("height", 0) << "\n";
     }
+    std::cout << "\ncpu-med: median process CPU ms per call; with 1 thread it approximates the wall time on an idle machine\n";
     std::cout << "\ntargets:\n";
     for (const auto& t : doc["targets"]) {
-      std::cout << "  " << t["stage"].get<std::string>() << " <= " << f1(t["max_ms"].get<double>()) << " ms: "
-                << f1(t["median_ms"].get<double>()) << " ms " << (t["met"].get<bool>() ? "met" : "NOT met") << "\n";
+      std::cout << "  " << t["stage"].get<std::string>() << " <= " << f1(t["max_ms"].get<double>()) << " ms: wall "
+                << f1(t["median_ms"].get<double>()) << " ms " << (t["met"].get<bool>() ? "met" : "NOT met") << ", CPU "
+                << f1(t["cpu_median_ms"].get<double>()) << " ms " << (t["met_cpu"].get<bool>() ? "met" : "NOT met")
+                << "\n";
     }
     std::cout << "checks:\n";
     for (const auto& c : r->checks)

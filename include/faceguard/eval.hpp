@@ -257,6 +257,8 @@ struct StageTiming {
   double median_ms = 0.0;
   double min_ms = 0.0;
   double max_ms = 0.0;
+  double cpu_median_ms = 0.0;  // process CPU time per call (all threads): what the stage costs when the
+                               // machine is shared and wall time includes waiting for a core
 };
 
 // A benchmark checks its own answers (STYLE.md habit 11): a timing of a wrong result is worthless.
@@ -275,8 +277,10 @@ struct BenchReport {
   std::string image_size;  // e.g. "1920x1080" of the first image
 };
 
-// median / min / max of a sample (unsorted input). Zeros for an empty sample.
-StageTiming summarise(std::string stage, std::string unit, std::vector<double> samples_ms);
+// median / min / max of a wall-time sample and the median of a CPU-time sample (unsorted input).
+// Zeros for an empty sample.
+StageTiming summarise(std::string stage, std::string unit, std::vector<double> samples_ms,
+                      std::vector<double> cpu_samples_ms = {});
 
 Result<BenchReport> run_bench(const ModelPack& pack, const BenchOptions& options);
 

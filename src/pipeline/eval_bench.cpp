@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <exception>
 #include <fstream>
 #include <limits>
@@ -32,18 +33,38 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
-// Runs fn warmup times untimed, then repeats times timed; returns the per-call milliseconds divided by `per`.
+// Wall and process-CPU milliseconds per call. On a shared machine the wall time includes waiting for a
+// core; the CPU time (all threads of this process) does not, so both are kept.
+struct Samples {
+  std::vector<double> wall;
+  std::vector<double> cpu;
+  void append(const Samples& o) {
+    wall.insert(wall.end(), o.wall.begin(), o.wall.end());
+    cpu.insert(cpu.end(), o.cpu.begin(), o.cpu.end());
+  }
+};
+
+double cpu_ms_now() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
+}
+
+// Runs fn warmup times untimed, then repeats times timed; per-call milliseconds divided by `per`.
 template <typename Fn>
-std::vector<double> time_calls(int warmup, int repeats, double per, Fn&& fn) {
+Samples time_calls(int warmup, int repeats, double per, Fn&& fn) {
   for (int i = 0; i < warmup; ++i) fn();
-  std::vector<double> ms;
-  ms.reserve(static_cast<std::size_t>(repeats));
+  Samples s;
+  s.wall.reserve(static_cast<std::size_t>(repeats));
+  s.cpu.reserve(static_cast<std::size_t>(repeats));
   for (int i = 0; i < repeats; ++i) {
+    const double c0 = cpu_ms_now();
     const auto t0 = Clock::now();
     fn();
-    ms.push_back(ms_since(t0) / per);
+    s.wall.push_back(ms_since(t0) / per);
+    s.cpu.push_back((cpu_ms_now() - c0) / per);
   }
-  return ms;
+  return s;
 }
 
 struct ThreadScope {
@@ -84,8 +105,8 @@ class Bench {
   }
 
  private:
-  void add(std::string stage, std::string unit, std::vector<double> ms) {
-    r_.stages.push_back(summarise(std::move(stage), std::move(unit), std::move(ms)));
+  void add(std::string stage, std::string unit, Samples ms) {
+    r_.stages.push_back(summarise(std::move(stage), std::move(unit), std::move(ms.wall), std::move(ms.cpu)));
   }
   void check(std::string what, bool ok, std::string detail) {
     r_.checks.push_back({std::move(what), ok, std::move(detail)});
@@ -94,7 +115,7 @@ class Bench {
   Status decode() {
     std::vector<std::filesystem::path> paths = o_.images.empty() ? pack_.sample_images() : o_.images;
     if (paths.empty()) return make_error(ErrorCode::kNotFound, "no images to benchmark (the model pack has no samples)");
-    std::vector<double> ms;
+    Samples ms;
     for (const auto& p : paths) {
       std::ifstream in(p, std::ios::binary);
       if (!in) return make_error(ErrorCode::kNotFound, "cannot open " + p.string());
@@ -105,7 +126,7 @@ class Bench {
         if (d) img = *d;
       });
       if (img.empty()) return make_error(ErrorCode::kCorruptData, "cannot decode " + p.string());
-      ms.insert(ms.end(), t.begin(), t.end());
+      ms.append(t);
       images_.push_back(img);
     }
     r_.images = static_cast<int>(images_.size());
@@ -119,7 +140,7 @@ class Bench {
       DetectorOptions opt;
       opt.kind = kind;
       FG_ASSIGN_OR_RETURN(auto det, Detector::create(pack_, opt));
-      std::vector<double> ms;
+      Samples ms;
       int found = 0;
       for (std::size_t i = 0; i < images_.size(); ++i) {
         std::vector<Face> faces;
@@ -127,7 +148,7 @@ class Bench {
           auto f = det->detect(images_[i]);
           faces = f ? std::move(*f) : std::vector<Face>{};
         });
-        ms.insert(ms.end(), t.begin(), t.end());
+        ms.append(t);
         found += static_cast<int>(faces.size());
         if (kind == DetectorKind::kSsd) {
           for (auto& f : faces) faces_.push_back({i, std::move(f)});
@@ -149,14 +170,14 @@ class Bench {
       LandmarkerOptions lo;
       lo.tiny = tiny;
       FG_ASSIGN_OR_RETURN(auto lm, Landmarker::create(pack_, lo));
-      std::vector<double> ms;
+      Samples ms;
       for (auto& bf : faces_) {
         std::vector<Point2f> pts;
         auto t = time_calls(o_.warmup, o_.repeats, 1.0, [&] {
           auto p = lm->landmarks(images_[bf.image], bf.face.box);
           if (p) pts = std::move(*p);
         });
-        ms.insert(ms.end(), t.begin(), t.end());
+        ms.append(t);
         if (!tiny) {
           if (pts.size() != 68) return make_error(ErrorCode::kInternal, "landmarker returned no points");
           bf.face.landmarks = pts;
@@ -166,7 +187,7 @@ class Bench {
       add(tiny ? "landmarks/68-tiny" : "landmarks/68", "ms/face", std::move(ms));
     }
     {
-      std::vector<double> ms;
+      Samples ms;
       for (const auto& bf : faces_) {
         cv::Mat chip;
         auto t = time_calls(o_.warmup, o_.repeats, 1.0, [&] {
@@ -174,21 +195,21 @@ class Bench {
           if (c) chip = *c;
         });
         if (chip.empty()) return make_error(ErrorCode::kInternal, "alignment failed in the benchmark");
-        ms.insert(ms.end(), t.begin(), t.end());
+        ms.append(t);
         chips_.push_back(chip);
       }
       add("align/similarity-150", "ms/face", std::move(ms));
     }
     FG_ASSIGN_OR_RETURN(auto emb, Embedder::create(pack_, {}));
     {
-      std::vector<double> ms;
+      Samples ms;
       for (const auto& chip : chips_) {
         Embedding e;
         auto t = time_calls(o_.warmup, o_.repeats, 1.0, [&] {
           auto x = emb->embed(chip);
           if (x) e = std::move(*x);
         });
-        ms.insert(ms.end(), t.begin(), t.end());
+        ms.append(t);
         templates_.push_back(std::move(e));
       }
       add("embed/b1", "ms/face", std::move(ms));
@@ -274,7 +295,7 @@ class Bench {
 
   Status end_to_end() {
     FG_ASSIGN_OR_RETURN(auto pipe, Pipeline::create(pack_, {}));
-    std::vector<double> ms;
+    Samples ms;
     int faces = 0;
     for (const auto& img : images_) {
       std::size_t n = 0;
@@ -283,7 +304,7 @@ class Bench {
         n = a ? a->size() : 0;
       });
       faces += static_cast<int>(n);
-      ms.insert(ms.end(), t.begin(), t.end());
+      ms.append(t);
     }
     add("end-to-end/ssd+68+similarity+dlib", "ms/image", std::move(ms));
     check("end-to-end finds SSD's faces", faces == r_.faces,
@@ -302,15 +323,20 @@ class Bench {
 
 }  // namespace
 
-StageTiming summarise(std::string stage, std::string unit, std::vector<double> samples_ms) {
+StageTiming summarise(std::string stage, std::string unit, std::vector<double> samples_ms,
+                      std::vector<double> cpu_samples_ms) {
   StageTiming t;
   t.stage = std::move(stage);
   t.unit = std::move(unit);
   t.samples = static_cast<int>(samples_ms.size());
+  auto median = [](std::vector<double>& v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n == 0 ? 0.0 : n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  };
+  t.cpu_median_ms = median(cpu_samples_ms);
   if (samples_ms.empty()) return t;
-  std::sort(samples_ms.begin(), samples_ms.end());
-  const std::size_t n = samples_ms.size();
-  t.median_ms = n % 2 == 1 ? samples_ms[n / 2] : 0.5 * (samples_ms[n / 2 - 1] + samples_ms[n / 2]);
+  t.median_ms = median(samples_ms);
   t.min_ms = samples_ms.front();
   t.max_ms = samples_ms.back();
   return t;
