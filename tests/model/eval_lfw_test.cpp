@@ -3,6 +3,7 @@
 // chance, and a re-run is served from the cache. The full LFW evaluation is the command, not a test.
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -60,6 +61,21 @@ TEST(EvalLfw, VerifyCommandOnTwentyPairs) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::ofstream(dir / "pairs.txt") << small_list(lfw / "pairsDevTest.txt");
+  // `eval verify` passes the policy decision point like every face command: run it under an allowed
+  // deployment profile (a household photo library, as the CLI tests do), with the audit trail and consent
+  // registry in the test folder rather than the user's state folder.
+  std::ofstream(dir / "profile.yaml") << "format: 1\n"
+                                         "context:\n"
+                                         "  operator: {id: eval-test, org: household, role: individual}\n"
+                                         "  jurisdiction: {country: DE, city: berlin}\n"
+                                         "  location: {type: private_premises}\n"
+                                         "  purpose: photo_organisation\n"
+                                         "  timing: retrospective\n"
+                                         "  source: still\n"
+                                         "  targeting: targeted\n";
+  ::setenv("FACEGUARD_PROFILE", (dir / "profile.yaml").c_str(), 1);
+  ::setenv("XDG_STATE_HOME", (dir / "state").c_str(), 1);
+  for (const char* v : {"FACEGUARD_AUDIT_LOG", "FACEGUARD_AUDIT_KEY", "FACEGUARD_CONSENT_DB"}) ::unsetenv(v);
   const std::string args = "--models '" + pack.root().string() + "' eval verify --pairs '" + (dir / "pairs.txt").string() +
                            "' --images '" + (lfw / "images").string() + "' --cache '" + (dir / "cache").string() +
                            "' --out '" + (dir / "out").string() + "' --folds 2 --json";
