@@ -18,8 +18,11 @@ FG_PACKAGES=(
   libopencv-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libcpp-httplib-dev
   libsodium-dev libssl-dev libsqlite3-dev sqlite3 libfaiss-dev libopenblas-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  nodejs npm wrk curl
+  curl
 )
+# Tools that may come from outside Debian's packages (e.g. a NodeSource Node.js whose npm conflicts with
+# Debian's): installed from Debian only when the command itself is missing.
+FG_COMMANDS=(node:nodejs npm:npm wrk:wrk)
 
 install_packages() {
   local missing=()
@@ -27,6 +30,9 @@ install_packages() {
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
       missing+=("$p")
     fi
+  done
+  for pair in "${FG_COMMANDS[@]}"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
   done
   if [ ${#missing[@]} -eq 0 ]; then
     say "Debian packages: all present"
