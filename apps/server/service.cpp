@@ -1,0 +1,419 @@
+#include "service.hpp"
+
+#include <sodium.h>
+
+#include <chrono>
+#include <random>
+#include <regex>
+#include <sstream>
+
+#include "faceguard/image.hpp"
+#include "state.hpp"
+
+namespace faceguard::server {
+
+// ---------------------------------------------------------------- responses
+
+HttpResponse json_response(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return r;
+}
+
+HttpResponse error_response(int status, const std::string& code, const std::string& message, const json& extra) {
+  json e = {{"code", code}, {"message", message}};
+  for (auto it = extra.begin(); it != extra.end(); ++it) e[it.key()] = it.value();
+  return json_response(status, {{"error", e}});
+}
+
+int http_status_for(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kOk: return 200;
+    case ErrorCode::kInvalidArgument: return 400;
+    case ErrorCode::kNotFound: return 404;
+    case ErrorCode::kConflict: return 409;
+    case ErrorCode::kUnsupportedFormat: return 415;
+    case ErrorCode::kImageTooLarge:
+    case ErrorCode::kCorruptData:
+    case ErrorCode::kNoFace:
+    case ErrorCode::kMultipleFaces: return 422;
+    case ErrorCode::kPolicyDenied:
+    case ErrorCode::kPermissionDenied: return 403;
+    case ErrorCode::kUnavailable: return 503;
+    case ErrorCode::kIoError:
+    case ErrorCode::kModelError:
+    case ErrorCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+HttpResponse from_error(const Error& e) {
+  return error_response(http_status_for(e.code), std::string(to_string(e.code)), e.message);
+}
+
+HttpResponse internal_error(Service::State& st, const std::string& detail) {
+  unsigned char b[6];
+  randombytes_buf(b, sizeof b);
+  char hex[13];
+  sodium_bin2hex(hex, sizeof hex, b, sizeof b);
+  const std::string id = std::string("err-") + hex;
+  st.log("error " + id + ": " + detail);
+  return error_response(500, "internal", "internal error; quote incident id " + id, {{"incident", id}});
+}
+
+// ---------------------------------------------------------------- requests
+
+Result<json> body_json(const HttpRequest& req) {
+  std::string text;
+  if (req.content_type == "application/json") {
+    text = req.body;
+  } else if (req.content_type == "multipart/form-data") {
+    if (const auto* p = req.part("json")) text = p->data;
+    else if (const auto* c = req.part("context")) text = "{\"context\":" + c->data + "}";
+    else return json::object();
+  } else if (req.body.empty()) {
+    return json::object();
+  } else {
+    return make_error(ErrorCode::kUnsupportedFormat,
+                      "unsupported media type '" + req.content_type + "': send application/json or multipart/form-data");
+  }
+  if (text.empty()) return json::object();
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) return make_error(ErrorCode::kInvalidArgument, "malformed JSON body");
+  if (!j.is_object()) return make_error(ErrorCode::kInvalidArgument, "the JSON body must be an object");
+  return j;
+}
+
+Result<std::string> image_bytes(const HttpRequest& req, const json& body, const std::string& name) {
+  if (const auto* p = req.part(name)) {
+    if (!p->content_type.empty() && p->content_type.rfind("image/", 0) != 0 &&
+        p->content_type != "application/octet-stream")
+      return make_error(ErrorCode::kUnsupportedFormat,
+                        "part '" + name + "' has media type '" + p->content_type + "'; send an image");
+    return p->data;
+  }
+  if (body.contains(name)) {
+    if (!body[name].is_string()) return make_error(ErrorCode::kInvalidArgument, "'" + name + "' must be a base64 string");
+    std::string b64 = body[name].get<std::string>();
+    // Accept data URLs ("data:image/jpeg;base64,....").
+    if (b64.rfind("data:", 0) == 0) {
+      auto comma = b64.find(',');
+      if (comma == std::string::npos) return make_error(ErrorCode::kInvalidArgument, "malformed data URL in '" + name + "'");
+      b64 = b64.substr(comma + 1);
+    }
+    std::string out(b64.size() * 3 / 4 + 3, '\0');
+    std::size_t len = 0;
+    if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), b64.data(), b64.size(), " \r\n",
+                          &len, nullptr, sodium_base64_VARIANT_ORIGINAL) != 0)
+      return make_error(ErrorCode::kInvalidArgument, "'" + name + "' is not valid base64");
+    out.resize(len);
+    return out;
+  }
+  return make_error(ErrorCode::kInvalidArgument,
+                    "missing image '" + name + "' (multipart part or base64 JSON field)");
+}
+
+Result<cv::Mat> decode_upload(const Service::State& st, const std::string& bytes) {
+  DecodeOptions opt;
+  opt.max_pixels = st.cfg.max_pixels;
+  opt.max_bytes = st.cfg.max_body_bytes;
+  return decode_image(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()),
+                      opt);
+}
+
+Result<RequestContext> request_context(const Service::State& st, const ApiKeyInfo& who, const json& body) {
+  RequestContext req;
+  if (body.contains("context")) {
+    if (!body["context"].is_object()) return make_error(ErrorCode::kInvalidArgument, "'context' must be an object");
+    const auto& c = body["context"];
+    if (c.contains("operator"))
+      return make_error(ErrorCode::kInvalidArgument,
+                        "'context.operator' is set by the API key, not by the request");
+    FG_ASSIGN_OR_RETURN(req, parse_context_json(c.dump()));
+  }
+  req.op.id = who.operator_id;
+  req.op.org = who.organisation;
+  req.op.role = who.operator_kind;
+  return merge_context(st.profile, req);
+}
+
+HttpResponse run_on_worker(Service::State& st, std::function<HttpResponse(Pipeline&)> fn) {
+  if (!st.ready()) {
+    auto r = error_response(503, "loading", st.load_failed ? "models failed to load: " + st.load_error
+                                                             : "models are still loading");
+    r.headers.emplace_back("Retry-After", "2");
+    return r;
+  }
+  auto fut = st.pool->submit([&st, fn](int worker) -> HttpResponse {
+    try {
+      return fn(*st.pipelines[static_cast<std::size_t>(worker)]);
+    } catch (const std::exception& e) {
+      return internal_error(st, std::string("worker: ") + e.what());
+    }
+  });
+  if (!fut) {
+    auto r = error_response(503, "saturated", "all workers are busy and the queue is full; retry shortly");
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
+  if (fut->wait_for(std::chrono::milliseconds(st.cfg.request_timeout_ms)) != std::future_status::ready)
+    return error_response(504, "timeout", "the operation did not finish within " +
+                                              std::to_string(st.cfg.request_timeout_ms) + " ms");
+  return fut->get();
+}
+
+Result<Gallery*> gallery_for(Service::State& st, const std::string& name, bool create) {
+  static const std::regex kName("^[A-Za-z0-9_-]{1,64}$");
+  if (!std::regex_match(name, kName))
+    return make_error(ErrorCode::kInvalidArgument, "gallery names are 1-64 characters of A-Z a-z 0-9 _ -");
+  std::lock_guard lock(st.galleries_mu);
+  if (auto it = st.galleries.find(name); it != st.galleries.end()) {
+    if (create) return make_error(ErrorCode::kConflict, "gallery '" + name + "' already exists");
+    return it->second.get();
+  }
+  const auto path = st.gallery_dir() / (name + ".fgdb");
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(path, ec);
+  if (create && exists) return make_error(ErrorCode::kConflict, "gallery '" + name + "' already exists");
+  if (!create && !exists) return make_error(ErrorCode::kNotFound, "no gallery '" + name + "'");
+  if (st.master_key.empty())
+    return make_error(ErrorCode::kUnavailable, "the service has no gallery master key (FACEGUARD_MASTER_KEY)");
+  if (st.model_id.empty()) return make_error(ErrorCode::kUnavailable, "models are still loading");
+  GalleryOptions opt;
+  opt.master_key = st.master_key;
+  opt.create = create;
+  opt.model_id = st.model_id;
+  opt.dim = st.dim;
+  std::filesystem::create_directories(st.gallery_dir(), ec);
+  FG_ASSIGN_OR_RETURN(auto g, Gallery::open(path, opt));
+  Gallery* raw = g.get();
+  st.galleries.emplace(name, std::move(g));
+  return raw;
+}
+
+bool role_allows(ApiRole role, std::initializer_list<ApiRole> allowed) {
+  for (auto r : allowed)
+    if (r == role) return true;
+  return false;
+}
+
+void add_route(Service::State& st, const std::string& method, const std::string& pattern,
+               std::initializer_list<ApiRole> roles, Authed handler) {
+  std::vector<ApiRole> allowed(roles);
+  st.http->route(method, pattern, [&st, allowed, handler, method, pattern](const HttpRequest& req) -> HttpResponse {
+    const auto t0 = std::chrono::steady_clock::now();
+    HttpResponse res;
+    std::string key_id = "-", operator_id = "-";
+    try {
+      std::string key = req.header("x-api-key");
+      if (key.empty()) {
+        const auto auth = req.header("authorization");
+        if (auth.rfind("Bearer ", 0) == 0) key = auth.substr(7);
+      }
+      if (key.empty()) {
+        res = error_response(401, "unauthenticated", "an API key is required (Authorization: Bearer <key>)");
+        res.headers.emplace_back("WWW-Authenticate", "Bearer");
+      } else if (auto who = st.keys->authenticate(key); !who) {
+        res = error_response(401, "unauthenticated", who.error().message);
+        res.headers.emplace_back("WWW-Authenticate", "Bearer");
+      } else {
+        key_id = who->id;
+        operator_id = who->operator_id;
+        bool allowed_role = false;
+        for (auto r : allowed) allowed_role |= (r == who->role);
+        double retry = 0;
+        if (!allowed_role) {
+          res = error_response(403, "forbidden", "role '" + std::string(to_string(who->role)) +
+                                                     "' may not call " + method + " " + pattern);
+        } else if (!st.limiter.allow(who->id, who->requests_per_second, who->burst, &retry)) {
+          res = error_response(429, "rate_limited", "rate limit exceeded for this API key");
+          res.headers.emplace_back("Retry-After", std::to_string(static_cast<int>(std::ceil(retry))));
+        } else {
+          res = handler(req, *who);
+        }
+      }
+    } catch (const std::exception& e) {
+      res = internal_error(st, method + " " + pattern + ": " + e.what());
+    } catch (...) {
+      res = internal_error(st, method + " " + pattern + ": unknown exception");
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    st.metrics.observe_request(method, pattern, res.status, secs);
+    // Every request leaves a record in the audit trail (face operations add their decision records).
+    if (st.audit) {
+      json rec = {{"method", method}, {"route", pattern}, {"path", req.path}, {"status", res.status},
+                  {"key_id", key_id}, {"operator", operator_id}, {"remote", req.remote_addr},
+                  {"ms", std::round(secs * 1e5) / 100}};
+      if (auto a = st.audit->append("request", rec.dump()); !a) st.log("audit write failed: " + a.error().message);
+    }
+    return res;
+  });
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+Service::Service(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+Service::~Service() {
+  stop();
+  wait();
+}
+
+int Service::port() const { return state_->cfg.port; }
+
+namespace {
+
+void register_open_routes(Service::State& st) {
+  st.http->route("GET", "/health", [&st](const HttpRequest&) {
+    st.metrics.observe_request("GET", "/health", 200, 0);
+    if (st.load_failed) return error_response(503, "failed", "models failed to load: " + st.load_error);
+    if (!st.ready())
+      return json_response(503, {{"status", "loading"}, {"workers_ready", st.pipelines_ready.load()},
+                                 {"workers", st.pipelines.size()}});
+    return json_response(200, {{"status", "ok"}, {"model_id", st.model_id}, {"workers", st.pipelines.size()},
+                               {"queued", st.pool->queued()}, {"busy", st.pool->busy()}});
+  });
+  st.http->route("GET", "/metrics", [&st](const HttpRequest&) {
+    {
+      std::lock_guard lock(st.galleries_mu);
+      for (auto& [name, g] : st.galleries)
+        if (auto s = g->stats()) st.metrics.set_gallery_size(name, static_cast<double>(s->templates));
+    }
+    if (st.pool) {
+      st.metrics.set_gauge("faceguard_worker_queue_depth", static_cast<double>(st.pool->queued()));
+      st.metrics.set_gauge("faceguard_workers_busy", st.pool->busy());
+    }
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = st.metrics.render();
+    return r;
+  });
+  st.http->route("GET", "/openapi.json", [](const HttpRequest&) {
+    HttpResponse r;
+    r.body = openapi_document();
+    return r;
+  });
+  st.http->fallback([](const HttpRequest& req) {
+    if (req.header("x-faceguard-method-mismatch") == "1")
+      return error_response(405, "method_not_allowed", req.method + " is not allowed on " + req.path);
+    return error_response(404, "not_found", "no route " + req.method + " " + req.path);
+  });
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Service>> Service::create(const ServiceConfig& config) {
+  auto st = std::make_unique<State>();
+  st->cfg = config;
+  auto& cfg = st->cfg;
+  if (cfg.data_dir.empty()) return make_error(ErrorCode::kInvalidArgument, "serve: a data directory is required");
+  std::error_code ec;
+  std::filesystem::create_directories(cfg.data_dir, ec);
+  if (ec) return make_error(ErrorCode::kIoError, "cannot create " + cfg.data_dir.string() + ": " + ec.message());
+  if (cfg.keys_db.empty()) cfg.keys_db = cfg.data_dir / "keys.db";
+  if (cfg.workers <= 0) cfg.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (cfg.queue <= 0) cfg.queue = 2 * cfg.workers;
+
+  FG_ASSIGN_OR_RETURN(st->keys, ApiKeyStore::open(cfg.keys_db));
+
+  if (cfg.profile.empty())
+    return make_error(ErrorCode::kInvalidArgument,
+                      "serve: a deployment profile is required (--profile FILE): without one no policy decision "
+                      "can be made, and faceguard does not default to allow");
+  FG_ASSIGN_OR_RETURN(st->profile, load_profile(cfg.profile));
+  std::vector<std::filesystem::path> dirs = cfg.policy_dirs;
+  if (!st->profile.policy_dir.empty()) dirs.push_back(st->profile.policy_dir);
+  FG_ASSIGN_OR_RETURN(auto engine, PolicyEngine::load(policy_search_path(dirs)));
+  st->policy.emplace(std::move(engine));
+
+  AuditOptions aopt;
+  aopt.sync = cfg.fsync_audit;
+  if (!st->profile.audit_key.empty()) aopt.signing_key = st->profile.audit_key;
+  if (st->profile.checkpoint_every > 0) aopt.checkpoint_every = st->profile.checkpoint_every;
+  const std::filesystem::path audit_path =
+      st->profile.audit_log.empty() ? cfg.data_dir / "audit.jsonl" : std::filesystem::path(st->profile.audit_log);
+  FG_ASSIGN_OR_RETURN(auto audit, AuditLog::open(audit_path, aopt));
+  st->audit.emplace(std::move(audit));
+  const std::filesystem::path consent_path =
+      st->profile.consent_db.empty() ? cfg.data_dir / "consent.db" : std::filesystem::path(st->profile.consent_db);
+  FG_ASSIGN_OR_RETURN(auto consents, ConsentRegistry::open(consent_path));
+  st->consents.emplace(std::move(consents));
+  st->guard = std::make_unique<PolicyGuard>(*st->policy, &*st->audit, &*st->consents);
+
+  if (!cfg.master_key_hex.empty()) {
+    FG_ASSIGN_OR_RETURN(st->master_key, parse_secret_key(cfg.master_key_hex));
+  } else if (!cfg.master_key_file.empty()) {
+    FG_ASSIGN_OR_RETURN(st->master_key, load_secret_key(cfg.master_key_file));
+  } else if (auto k = master_key_from_env()) {
+    st->master_key = *k;
+  }
+
+  FG_ASSIGN_OR_RETURN(auto pack, ModelPack::open(cfg.model_dir.empty() ? default_model_dir() : cfg.model_dir));
+  st->models.emplace(std::move(pack));
+
+  HttpServerOptions hopt;
+  hopt.host = cfg.host;
+  hopt.port = cfg.port;
+  hopt.max_body_bytes = cfg.max_body_bytes;
+  hopt.io_threads = cfg.io_threads;
+  st->http = HttpServer::create(hopt);
+  register_open_routes(*st);
+  register_recognition_routes(*st);
+  register_gallery_routes(*st);
+  register_governance_routes(*st);
+  FG_ASSIGN_OR_RETURN(int port, st->http->bind());
+  cfg.port = port;
+  return std::unique_ptr<Service>(new Service(std::move(st)));
+}
+
+Status Service::start() {
+  auto& st = *state_;
+  st.pipelines.resize(static_cast<std::size_t>(st.cfg.workers));
+  State* sp = &st;
+  st.pool = std::make_unique<WorkerPool>(st.cfg.workers, static_cast<std::size_t>(st.cfg.queue), [sp](int w) {
+    PipelineOptions opt;
+    opt.detector.threads = 1;  // one inference thread per worker: the workers are the parallelism
+    opt.embedder.threads = 1;
+    auto p = Pipeline::create(*sp->models, opt);
+    if (!p) {
+      sp->load_error = p.error().message;
+      sp->load_failed = true;
+      return;
+    }
+    if (w == 0) {
+      // The template size, measured rather than assumed: embed one grey chip.
+      const int side = (*p)->embedder().chip_size();
+      auto probe = (*p)->embedder().embed(cv::Mat(side, side, CV_8UC3, cv::Scalar(128, 128, 128)));
+      if (!probe) {
+        sp->load_error = probe.error().message;
+        sp->load_failed = true;
+        return;
+      }
+      sp->dim = static_cast<int>(probe->values.size());
+      sp->model_id = (*p)->embedder().model_id();
+    }
+    sp->pipelines[static_cast<std::size_t>(w)] = std::move(*p);
+    ++sp->pipelines_ready;
+  });
+  st.runner = std::thread([sp] { sp->http->run(); });
+  st.log("faceguard service listening on http://" + st.cfg.host + ":" + std::to_string(st.cfg.port));
+  return {};
+}
+
+void Service::wait() {
+  if (state_->runner.joinable()) state_->runner.join();
+}
+
+void Service::stop() {
+  auto& st = *state_;
+  if (st.stopping.exchange(true)) return;
+  st.log("shutting down: finishing in-flight requests");
+  if (st.http) st.http->stop();
+  if (st.runner.joinable()) st.runner.join();
+  if (st.pool) st.pool->shutdown();
+  std::lock_guard lock(st.galleries_mu);
+  st.galleries.clear();
+}
+
+}  // namespace faceguard::server
