@@ -37,7 +37,7 @@ void setup_serve(CLI::App& app) {
   sub->add_option("--policy-dir", o->policy_dirs, "extra policy pack folder(s)");
   sub->add_option("--master-key-file", o->master_key_file, "gallery master key file (else $FACEGUARD_MASTER_KEY)");
   sub->add_option("--workers", o->cfg.workers, "compute workers (0: one per core)")->capture_default_str();
-  sub->add_option("--queue", o->cfg.queue, "queued jobs beyond the workers before 503 (0: 2 x workers)")
+  sub->add_option("--queue", o->cfg.queue, "queued jobs beyond the workers before 503 (0: 8 x workers)")
       ->capture_default_str();
   sub->add_option("--timeout-ms", o->cfg.request_timeout_ms, "request timeout")->capture_default_str();
   sub->add_option("--max-body", o->cfg.max_body_bytes, "largest request body in bytes (413 above)")
@@ -51,6 +51,9 @@ void setup_serve(CLI::App& app) {
     o->cfg.master_key_file = o->master_key_file;
     for (const auto& d : o->policy_dirs) o->cfg.policy_dirs.emplace_back(d);
     o->cfg.model_dir = model_dir();
+#ifdef FACEGUARD_SOURCE_DIR
+    o->cfg.source_dir = FACEGUARD_SOURCE_DIR;  // the law packs of a build tree that is not installed
+#endif
     static std::mutex log_mu;
     o->cfg.log = [](const std::string& line) {
       std::lock_guard lock(log_mu);

@@ -43,7 +43,7 @@ class ServiceErasureSink final : public ErasureSink {
     for (const auto& e : std::filesystem::directory_iterator(st_.gallery_dir(), ec)) {
       if (e.path().extension() != ".fgdb") continue;
       const std::string name = e.path().stem().string();
-      FG_ASSIGN_OR_RETURN(Gallery * g, gallery_for(st_, name, false));
+      FG_ASSIGN_OR_RETURN(GalleryRef g, gallery_for(st_, name, false));
       FG_ASSIGN_OR_RETURN(auto subjects, g->list());
       for (const auto& s : subjects) {
         FG_ASSIGN_OR_RETURN(auto full, g->show(s.subject_id));
@@ -63,7 +63,7 @@ class ServiceErasureSink final : public ErasureSink {
   Status erase_template(const RetainedTemplate& t, const std::string&) override {
     const auto slash = t.template_id.find('/');
     if (slash == std::string::npos) return make_error(ErrorCode::kInvalidArgument, "bad template id " + t.template_id);
-    FG_ASSIGN_OR_RETURN(Gallery * g, gallery_for(st_, t.template_id.substr(0, slash), false));
+    FG_ASSIGN_OR_RETURN(GalleryRef g, gallery_for(st_, t.template_id.substr(0, slash), false));
     const std::int64_t id = std::stoll(t.template_id.substr(slash + 1));
     auto r = g->remove_template(id);
     if (!r && r.error().code != ErrorCode::kNotFound) return std::move(r).error();

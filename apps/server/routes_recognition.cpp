@@ -8,35 +8,6 @@ namespace {
 
 json decision_json(const Authorization& auth) { return json::parse(decision_to_json(auth.decision)); }
 
-// Policy first: a denial is a 403 naming the rule and its citation; nothing is decoded before it.
-Result<Authorization> authorize(Service::State& st, Operation op, const ApiKeyInfo& who, const json& body) {
-  FG_ASSIGN_OR_RETURN(auto ctx, request_context(st, who, body));
-  auto auth = st.guard->authorize(op, ctx);
-  if (!auth) {
-    st.metrics.count_decision("deny");
-    return std::move(auth).error();
-  }
-  st.metrics.count_decision(std::string(to_string(auth->decision.effect)));
-  return auth;
-}
-
-HttpResponse denied(Service::State& st, Operation op, const ApiKeyInfo& who, const json& body, const Error& e) {
-  if (e.code != ErrorCode::kPolicyDenied) return from_error(e);
-  json extra = json::object();
-  if (auto ctx = request_context(st, who, body)) {
-    RequestContext c = *ctx;
-    c.operation = op;
-    const Decision d = st.policy->decide(c);
-    if (const auto* r = d.first_deny()) {
-      extra["rule"] = r->id;
-      extra["citation"] = r->citation;
-      extra["pack"] = r->pack;
-    }
-    extra["decision"] = json::parse(decision_to_json(d));
-  }
-  return error_response(403, "policy_denied", e.message, extra);
-}
-
 }  // namespace
 
 void register_recognition_routes(Service::State& st) {
@@ -44,8 +15,9 @@ void register_recognition_routes(Service::State& st) {
             [&st](const HttpRequest& req, const ApiKeyInfo& who) -> HttpResponse {
               auto body = body_json(req);
               if (!body) return from_error(body.error());
-              auto auth = authorize(st, Operation::kDetect, who, *body);
-              if (!auth) return denied(st, Operation::kDetect, who, *body, auth.error());
+              // Policy first: nothing is decoded before the decision.
+              Authorization auth;
+              if (auto refused = authorize(st, Operation::kDetect, who, *body, auth)) return *refused;
               auto bytes = image_bytes(req, *body, "image");
               if (!bytes) return from_error(bytes.error());
               return run_on_worker(st, [&st, &bytes, &auth](Pipeline& pipe) -> HttpResponse {
@@ -55,8 +27,8 @@ void register_recognition_routes(Service::State& st) {
                 if (!faces) return from_error(faces.error());
                 json out = {{"faces", json::array()}, {"width", img->cols}, {"height", img->rows}};
                 for (const auto& f : *faces) out["faces"].push_back(to_json(f));
-                out["decision"] = decision_json(*auth);
-                (void)st.guard->record_outcome(*auth, json({{"faces", faces->size()}}).dump());
+                out["decision"] = decision_json(auth);
+                log_failure(st, st.guard->record_outcome(auth, json({{"faces", faces->size()}}).dump()));
                 return json_response(200, out);
               });
             });
@@ -65,8 +37,8 @@ void register_recognition_routes(Service::State& st) {
             [&st](const HttpRequest& req, const ApiKeyInfo& who) -> HttpResponse {
               auto body = body_json(req);
               if (!body) return from_error(body.error());
-              auto auth = authorize(st, Operation::kVerify, who, *body);
-              if (!auth) return denied(st, Operation::kVerify, who, *body, auth.error());
+              Authorization auth;
+              if (auto refused = authorize(st, Operation::kVerify, who, *body, auth)) return *refused;
               auto a = image_bytes(req, *body, "a");
               if (!a) return from_error(a.error());
               auto b = image_bytes(req, *body, "b");
@@ -92,7 +64,7 @@ void register_recognition_routes(Service::State& st) {
                 }
                 auto cmp = compare(emb[0], emb[1]);
                 if (!cmp) return from_error(cmp.error());
-                auto guarded = st.guard->apply(*auth, {MatchCandidate{"b", cmp->similarity}});
+                auto guarded = st.guard->apply(auth, {MatchCandidate{"b", cmp->similarity}});
                 if (!guarded) return from_error(guarded.error());
                 out["distance"] = cmp->distance;
                 out["similarity"] = cmp->similarity;
@@ -103,7 +75,7 @@ void register_recognition_routes(Service::State& st) {
                 out["review"] = shown ? std::string(to_string(guarded->matches[0].review)) : "not_required";
                 if (shown) out["match_id"] = guarded->matches[0].match_id;
                 out["notices"] = guarded->notices;
-                out["decision"] = decision_json(*auth);
+                out["decision"] = decision_json(auth);
                 return json_response(200, out);
               });
             });

@@ -140,37 +140,56 @@ Result<RequestContext> request_context(const Service::State& st, const ApiKeyInf
 
 HttpResponse run_on_worker(Service::State& st, std::function<HttpResponse(Pipeline&)> fn) {
   if (!st.ready()) {
-    auto r = error_response(503, "loading", st.load_failed ? "models failed to load: " + st.load_error
+    auto r = error_response(503, "loading", st.load_failed ? "models failed to load: " + st.load_error()
                                                              : "models are still loading");
     r.headers.emplace_back("Retry-After", "2");
     return r;
   }
-  auto fut = st.pool->submit([&st, fn](int worker) -> HttpResponse {
+  // fn refers to the caller's stack (the request, its decoded body). A job still queued when the caller
+  // gives up is cancelled before it can touch them (kQueued -> kCancelled); one already running is waited
+  // for, since an inference cannot be interrupted and an enrolment it commits must be reported.
+  enum : int { kQueued, kRunning, kCancelled };
+  auto phase = std::make_shared<std::atomic<int>>(kQueued);
+  auto fut = st.pool->submit([&st, fn, phase](int worker) -> std::optional<HttpResponse> {
+    int expected = kQueued;
+    if (!phase->compare_exchange_strong(expected, kRunning)) return std::nullopt;
     try {
       return fn(*st.pipelines[static_cast<std::size_t>(worker)]);
     } catch (const std::exception& e) {
       return internal_error(st, std::string("worker: ") + e.what());
+    } catch (...) {
+      return internal_error(st, "worker: unknown exception");
     }
   });
   if (!fut) {
+    st.metrics.count_rejection("saturated");
     auto r = error_response(503, "saturated", "all workers are busy and the queue is full; retry shortly");
     r.headers.emplace_back("Retry-After", "1");
     return r;
   }
-  if (fut->wait_for(std::chrono::milliseconds(st.cfg.request_timeout_ms)) != std::future_status::ready)
-    return error_response(504, "timeout", "the operation did not finish within " +
-                                              std::to_string(st.cfg.request_timeout_ms) + " ms");
-  return fut->get();
+  if (fut->wait_for(std::chrono::milliseconds(st.cfg.request_timeout_ms)) != std::future_status::ready) {
+    int expected = kQueued;
+    if (phase->compare_exchange_strong(expected, kCancelled)) {
+      st.metrics.count_rejection("timeout");
+      auto r = error_response(503, "timeout", "the request waited " + std::to_string(st.cfg.request_timeout_ms) +
+                                                  " ms for a worker; retry shortly");
+      r.headers.emplace_back("Retry-After", "1");
+      return r;
+    }
+  }
+  auto out = fut->get();
+  if (!out) return internal_error(st, "worker job cancelled after it started");
+  return std::move(*out);
 }
 
-Result<Gallery*> gallery_for(Service::State& st, const std::string& name, bool create) {
+Result<GalleryRef> gallery_for(Service::State& st, const std::string& name, bool create) {
   static const std::regex kName("^[A-Za-z0-9_-]{1,64}$");
   if (!std::regex_match(name, kName))
     return make_error(ErrorCode::kInvalidArgument, "gallery names are 1-64 characters of A-Z a-z 0-9 _ -");
   std::lock_guard lock(st.galleries_mu);
   if (auto it = st.galleries.find(name); it != st.galleries.end()) {
     if (create) return make_error(ErrorCode::kConflict, "gallery '" + name + "' already exists");
-    return it->second.get();
+    return it->second;
   }
   const auto path = st.gallery_dir() / (name + ".fgdb");
   std::error_code ec;
@@ -187,9 +206,9 @@ Result<Gallery*> gallery_for(Service::State& st, const std::string& name, bool c
   opt.dim = st.dim;
   std::filesystem::create_directories(st.gallery_dir(), ec);
   FG_ASSIGN_OR_RETURN(auto g, Gallery::open(path, opt));
-  Gallery* raw = g.get();
-  st.galleries.emplace(name, std::move(g));
-  return raw;
+  GalleryRef ref(std::move(g));
+  st.galleries.emplace(name, ref);
+  return ref;
 }
 
 bool role_allows(ApiRole role, std::initializer_list<ApiRole> allowed) {
@@ -198,57 +217,127 @@ bool role_allows(ApiRole role, std::initializer_list<ApiRole> allowed) {
   return false;
 }
 
-void add_route(Service::State& st, const std::string& method, const std::string& pattern,
-               std::initializer_list<ApiRole> roles, Authed handler) {
-  std::vector<ApiRole> allowed(roles);
-  st.http->route(method, pattern, [&st, allowed, handler, method, pattern](const HttpRequest& req) -> HttpResponse {
+void record_request(Service::State& st, const HttpRequest& req, const std::string& route, int status,
+                    const std::string& key_id, const std::string& operator_id, double seconds) {
+  st.metrics.observe_request(req.method, route, status, seconds);
+  if (!st.audit) return;
+  json rec = {{"method", req.method}, {"route", route}, {"path", req.path}, {"status", status},
+              {"key_id", key_id}, {"operator", operator_id}, {"remote", req.remote_addr},
+              {"ms", std::round(seconds * 1e5) / 100}};
+  if (auto a = st.audit->append("request", rec.dump()); !a) st.log("audit write failed: " + a.error().message);
+}
+
+namespace {
+
+// Every route goes through here: it is timed, counted, audited, and no exception escapes it.
+Handler observed(Service::State& st, const std::string& method, const std::string& pattern,
+                 std::function<HttpResponse(const HttpRequest&, std::string& key_id, std::string& operator_id)> fn) {
+  return [&st, method, pattern, fn](const HttpRequest& req) -> HttpResponse {
     const auto t0 = std::chrono::steady_clock::now();
     HttpResponse res;
     std::string key_id = "-", operator_id = "-";
     try {
-      std::string key = req.header("x-api-key");
-      if (key.empty()) {
-        const auto auth = req.header("authorization");
-        if (auth.rfind("Bearer ", 0) == 0) key = auth.substr(7);
-      }
-      if (key.empty()) {
-        res = error_response(401, "unauthenticated", "an API key is required (Authorization: Bearer <key>)");
-        res.headers.emplace_back("WWW-Authenticate", "Bearer");
-      } else if (auto who = st.keys->authenticate(key); !who) {
-        res = error_response(401, "unauthenticated", who.error().message);
-        res.headers.emplace_back("WWW-Authenticate", "Bearer");
-      } else {
-        key_id = who->id;
-        operator_id = who->operator_id;
-        bool allowed_role = false;
-        for (auto r : allowed) allowed_role |= (r == who->role);
-        double retry = 0;
-        if (!allowed_role) {
-          res = error_response(403, "forbidden", "role '" + std::string(to_string(who->role)) +
-                                                     "' may not call " + method + " " + pattern);
-        } else if (!st.limiter.allow(who->id, who->requests_per_second, who->burst, &retry)) {
-          res = error_response(429, "rate_limited", "rate limit exceeded for this API key");
-          res.headers.emplace_back("Retry-After", std::to_string(static_cast<int>(std::ceil(retry))));
-        } else {
-          res = handler(req, *who);
-        }
-      }
+      res = fn(req, key_id, operator_id);
     } catch (const std::exception& e) {
       res = internal_error(st, method + " " + pattern + ": " + e.what());
     } catch (...) {
       res = internal_error(st, method + " " + pattern + ": unknown exception");
     }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    st.metrics.observe_request(method, pattern, res.status, secs);
-    // Every request leaves a record in the audit trail (face operations add their decision records).
-    if (st.audit) {
-      json rec = {{"method", method}, {"route", pattern}, {"path", req.path}, {"status", res.status},
-                  {"key_id", key_id}, {"operator", operator_id}, {"remote", req.remote_addr},
-                  {"ms", std::round(secs * 1e5) / 100}};
-      if (auto a = st.audit->append("request", rec.dump()); !a) st.log("audit write failed: " + a.error().message);
+    if (res.status == 500) {
+      // A library error that maps to 500 (I/O, model) gets an incident id too, logged with its message.
+      json body = json::parse(res.body, nullptr, false);
+      if (body.is_object() && body.contains("error") && !body["error"].contains("incident")) {
+        const std::string detail = body["error"].value("message", std::string());
+        const auto logged = internal_error(st, req.method + " " + req.path + ": " + detail);
+        body["error"]["incident"] = json::parse(logged.body)["error"]["incident"];
+        res.body = body.dump();
+      }
     }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    record_request(st, req, pattern, res.status, key_id, operator_id, secs);
     return res;
-  });
+  };
+}
+
+std::string api_key_of(const HttpRequest& req) {
+  if (auto key = req.header("x-api-key"); !key.empty()) return key;
+  const auto auth = req.header("authorization");
+  if (auth.size() > 7 && (auth.rfind("Bearer ", 0) == 0 || auth.rfind("bearer ", 0) == 0)) return auth.substr(7);
+  return {};
+}
+
+}  // namespace
+
+void add_route(Service::State& st, const std::string& method, const std::string& pattern,
+               std::initializer_list<ApiRole> roles, Authed handler) {
+  std::vector<ApiRole> allowed(roles);
+  st.http->route(method, pattern, observed(st, method, pattern,
+      [&st, allowed, handler, method, pattern](const HttpRequest& req, std::string& key_id,
+                                               std::string& operator_id) -> HttpResponse {
+        const std::string key = api_key_of(req);
+        if (key.empty()) {
+          auto res = error_response(401, "unauthenticated", "an API key is required (Authorization: Bearer <key>)");
+          res.headers.emplace_back("WWW-Authenticate", "Bearer");
+          return res;
+        }
+        auto who = st.keys->authenticate(key);
+        if (!who) {
+          auto res = error_response(401, "unauthenticated", who.error().message);
+          res.headers.emplace_back("WWW-Authenticate", "Bearer");
+          return res;
+        }
+        key_id = who->id;
+        operator_id = who->operator_id;
+        bool allowed_role = false;
+        for (auto r : allowed) allowed_role |= (r == who->role);
+        if (!allowed_role)
+          return error_response(403, "forbidden", "role '" + std::string(to_string(who->role)) + "' may not call " +
+                                                      method + " " + pattern);
+        double retry = 0;
+        if (!st.limiter.allow(who->id, who->requests_per_second, who->burst, &retry)) {
+          st.metrics.count_rejection("rate_limited");
+          auto res = error_response(429, "rate_limited", "rate limit exceeded for this API key");
+          res.headers.emplace_back("Retry-After", std::to_string(std::max(1, static_cast<int>(std::ceil(retry)))));
+          return res;
+        }
+        return handler(req, *who);
+      }));
+}
+
+std::optional<HttpResponse> authorize(Service::State& st, Operation op, const ApiKeyInfo& who, const json& body,
+                                      Authorization& out, const std::string& gallery, const std::string& subject) {
+  auto ctx = request_context(st, who, body);
+  if (!ctx) return from_error(ctx.error());
+  if (!gallery.empty()) ctx->gallery_id = gallery;
+  if (!subject.empty()) ctx->subject_id = subject;
+  auto auth = st.guard->authorize(op, *ctx);
+  if (auth) {
+    st.metrics.count_decision(std::string(to_string(auth->decision.effect)));
+    out = std::move(*auth);
+    return std::nullopt;
+  }
+  if (auth.error().code != ErrorCode::kPolicyDenied) return from_error(auth.error());
+  st.metrics.count_decision(std::string(to_string(Effect::kDeny)));
+  // The guard says "denied by <rule> (<citation>): <title>"; the body names them as fields too. Decide again
+  // on the context the guard saw (the consent registry, not the request, states what a consent covers).
+  RequestContext c = *ctx;
+  c.operation = op;
+  if (c.consent && !c.consent->id.empty()) {
+    auto rec = st.consents->get(c.consent->id);
+    if (rec && (c.subject_id.empty() || rec->subject_id == c.subject_id)) c.consent = rec->as_context();
+    else c.consent = Consent{c.consent->id, {}, {}, {}, std::nullopt, std::nullopt};
+  }
+  const Decision d = st.policy->decide(c);
+  json extra = json::object();
+  if (const auto* r = d.first_deny()) {
+    extra["rule"] = r->id;
+    extra["citation"] = r->citation;
+    extra["pack"] = r->pack;
+    extra["title"] = r->title;
+    if (!r->missing.empty()) extra["missing"] = r->missing;
+  }
+  extra["decision"] = json::parse(decision_to_json(d));
+  return error_response(403, "policy_denied", auth.error().message, extra);
 }
 
 // ---------------------------------------------------------------- lifecycle
@@ -262,19 +351,31 @@ Service::~Service() {
 
 int Service::port() const { return state_->cfg.port; }
 
+std::vector<std::pair<std::string, std::string>> Service::routes() const { return state_->http->routes(); }
+
 namespace {
 
+void open_route(Service::State& st, const std::string& method, const std::string& pattern,
+                std::function<HttpResponse(const HttpRequest&)> fn) {
+  st.http->route(method, pattern,
+                 observed(st, method, pattern, [fn](const HttpRequest& req, std::string&, std::string&) { return fn(req); }));
+}
+
 void register_open_routes(Service::State& st) {
-  st.http->route("GET", "/health", [&st](const HttpRequest&) {
-    st.metrics.observe_request("GET", "/health", 200, 0);
-    if (st.load_failed) return error_response(503, "failed", "models failed to load: " + st.load_error);
-    if (!st.ready())
-      return json_response(503, {{"status", "loading"}, {"workers_ready", st.pipelines_ready.load()},
-                                 {"workers", st.pipelines.size()}});
+  // Liveness and readiness: 503 "loading" until every worker has its models, so a load balancer holds
+  // traffic back until the service can answer.
+  open_route(st, "GET", "/health", [&st](const HttpRequest&) {
+    if (st.load_failed) return error_response(503, "failed", "models failed to load: " + st.load_error());
+    if (!st.ready()) {
+      auto r = json_response(503, {{"status", "loading"}, {"workers_ready", st.pipelines_ready.load()},
+                                   {"workers", st.cfg.workers}});
+      r.headers.emplace_back("Retry-After", "1");
+      return r;
+    }
     return json_response(200, {{"status", "ok"}, {"model_id", st.model_id}, {"workers", st.pipelines.size()},
                                {"queued", st.pool->queued()}, {"busy", st.pool->busy()}});
   });
-  st.http->route("GET", "/metrics", [&st](const HttpRequest&) {
+  open_route(st, "GET", "/metrics", [&st](const HttpRequest&) {
     {
       std::lock_guard lock(st.galleries_mu);
       for (auto& [name, g] : st.galleries)
@@ -284,20 +385,26 @@ void register_open_routes(Service::State& st) {
       st.metrics.set_gauge("faceguard_worker_queue_depth", static_cast<double>(st.pool->queued()));
       st.metrics.set_gauge("faceguard_workers_busy", st.pool->busy());
     }
+    st.metrics.set_gauge("faceguard_workers_ready", st.pipelines_ready.load());
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = st.metrics.render();
     return r;
   });
-  st.http->route("GET", "/openapi.json", [](const HttpRequest&) {
+  open_route(st, "GET", "/openapi.json", [](const HttpRequest&) {
     HttpResponse r;
     r.body = openapi_document();
     return r;
   });
-  st.http->fallback([](const HttpRequest& req) {
-    if (req.header("x-faceguard-method-mismatch") == "1")
-      return error_response(405, "method_not_allowed", req.method + " is not allowed on " + req.path);
+  st.http->fallback(observed(st, "*", "(unmatched)", [](const HttpRequest& req, std::string&, std::string&) {
+    if (req.header("x-faceguard-method-mismatch") == "1") {
+      auto r = error_response(405, "method_not_allowed", req.method + " is not allowed on " + req.path);
+      return r;
+    }
     return error_response(404, "not_found", "no route " + req.method + " " + req.path);
+  }));
+  st.http->rejected([&st](const HttpRequest& req, const HttpResponse& res) {
+    record_request(st, req, "(rejected)", res.status, "-", "-", 0);
   });
 }
 
@@ -313,7 +420,9 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceConfig& config) {
   if (ec) return make_error(ErrorCode::kIoError, "cannot create " + cfg.data_dir.string() + ": " + ec.message());
   if (cfg.keys_db.empty()) cfg.keys_db = cfg.data_dir / "keys.db";
   if (cfg.workers <= 0) cfg.workers = std::max(1u, std::thread::hardware_concurrency());
-  if (cfg.queue <= 0) cfg.queue = 2 * cfg.workers;
+  // Bounded, never unbounded: 8 jobs per worker is at most ~8 inference times of waiting (about a second for
+  // verify on this machine) before a client is told 503 + Retry-After instead.
+  if (cfg.queue <= 0) cfg.queue = 8 * cfg.workers;
 
   FG_ASSIGN_OR_RETURN(st->keys, ApiKeyStore::open(cfg.keys_db));
 
@@ -324,7 +433,10 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceConfig& config) {
   FG_ASSIGN_OR_RETURN(st->profile, load_profile(cfg.profile));
   std::vector<std::filesystem::path> dirs = cfg.policy_dirs;
   if (!st->profile.policy_dir.empty()) dirs.push_back(st->profile.policy_dir);
-  FG_ASSIGN_OR_RETURN(auto engine, PolicyEngine::load(policy_search_path(dirs)));
+  std::filesystem::path exe = cfg.executable;
+  if (exe.empty()) exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  FG_ASSIGN_OR_RETURN(auto search, policy_search_path(dirs, exe, cfg.source_dir));
+  FG_ASSIGN_OR_RETURN(auto engine, PolicyEngine::load(search));
   st->policy.emplace(std::move(engine));
 
   AuditOptions aopt;
@@ -377,8 +489,7 @@ Status Service::start() {
     opt.embedder.threads = 1;
     auto p = Pipeline::create(*sp->models, opt);
     if (!p) {
-      sp->load_error = p.error().message;
-      sp->load_failed = true;
+      sp->fail_loading(p.error().message);
       return;
     }
     if (w == 0) {
@@ -386,8 +497,7 @@ Status Service::start() {
       const int side = (*p)->embedder().chip_size();
       auto probe = (*p)->embedder().embed(cv::Mat(side, side, CV_8UC3, cv::Scalar(128, 128, 128)));
       if (!probe) {
-        sp->load_error = probe.error().message;
-        sp->load_failed = true;
+        sp->fail_loading(probe.error().message);
         return;
       }
       sp->dim = static_cast<int>(probe->values.size());
@@ -397,6 +507,9 @@ Status Service::start() {
     ++sp->pipelines_ready;
   });
   st.runner = std::thread([sp] { sp->http->run(); });
+  // stop() before the accept loop has started would be lost (httplib ignores it), so wait for it.
+  for (int i = 0; i < 5000 && !st.http->running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (!st.http->running()) return make_error(ErrorCode::kIoError, "the HTTP server did not start");
   st.log("faceguard service listening on http://" + st.cfg.host + ":" + std::to_string(st.cfg.port));
   return {};
 }

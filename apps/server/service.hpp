@@ -17,6 +17,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "faceguard/result.hpp"
 
@@ -29,11 +31,15 @@ struct ServiceConfig {
   std::filesystem::path keys_db;        // default <data_dir>/keys.db
   std::filesystem::path profile;        // deployment profile YAML (required: no profile, no decisions)
   std::vector<std::filesystem::path> policy_dirs;  // extra pack folders
+  // Where the law packs are found (policy_search_path): beside the executable (default /proc/self/exe),
+  // else <source_dir>/policies.
+  std::filesystem::path executable;
+  std::filesystem::path source_dir;
   std::filesystem::path model_dir;      // default: default_model_dir()
   std::string master_key_hex;           // gallery master key (else FACEGUARD_MASTER_KEY / --master-key-file)
   std::filesystem::path master_key_file;
   int workers = 0;                      // compute workers; 0: hardware concurrency
-  int queue = 0;                        // queued compute jobs beyond the workers; 0: 2 x workers
+  int queue = 0;                        // queued compute jobs beyond the workers; 0: 8 x workers
   int request_timeout_ms = 30000;
   std::size_t max_body_bytes = 32u << 20;
   std::uint64_t max_pixels = 40'000'000;
@@ -47,6 +53,8 @@ class Service {
   static Result<std::unique_ptr<Service>> create(const ServiceConfig& config);
   ~Service();
   int port() const;
+  // (method, pattern) of every route served, e.g. ("GET", "/v1/galleries/{g}").
+  std::vector<std::pair<std::string, std::string>> routes() const;
   // Starts serving on a background thread; models load on the workers (GET /health says "loading").
   Status start();
   // Blocks until stop() is called from another thread or a signal handler thread.

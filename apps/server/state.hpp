@@ -47,11 +47,22 @@ struct Service::State {
   std::vector<std::unique_ptr<Pipeline>> pipelines;
   std::atomic<int> pipelines_ready{0};
   std::atomic<bool> load_failed{false};
-  std::string load_error;
+  mutable std::mutex load_mu;
+  std::string load_error_;
+  void fail_loading(const std::string& why) {
+    std::lock_guard lock(load_mu);
+    if (load_error_.empty()) load_error_ = why;
+    load_failed = true;
+  }
+  std::string load_error() const {
+    std::lock_guard lock(load_mu);
+    return load_error_;
+  }
   std::unique_ptr<WorkerPool> pool;
 
   std::mutex galleries_mu;
-  std::map<std::string, std::unique_ptr<Gallery>> galleries;
+  // Shared: a request keeps its gallery alive even if DELETE /v1/galleries/{g} closes it meanwhile.
+  std::map<std::string, std::shared_ptr<Gallery>> galleries;
 
   Metrics metrics;
   RateLimiter limiter;
@@ -73,6 +84,10 @@ HttpResponse error_response(int status, const std::string& code, const std::stri
 // Maps a library error to its HTTP status (400/403/404/409/413/415/422/500/503).
 int http_status_for(ErrorCode code);
 HttpResponse from_error(const Error& e);
+// Logs a failed audit write that follows a committed operation (the operation is not undone).
+inline void log_failure(const Service::State& st, const Status& s) {
+  if (!s) st.log("audit write failed: " + s.error().message);
+}
 // A 500 with a fresh incident id, logged with its detail.
 HttpResponse internal_error(Service::State& st, const std::string& detail);
 
@@ -86,11 +101,24 @@ Result<cv::Mat> decode_upload(const Service::State& st, const std::string& bytes
 // The policy context: deployment profile + the key's identity + the request's "context" object.
 Result<RequestContext> request_context(const Service::State& st, const ApiKeyInfo& who, const json& body);
 
-// Run fn on a compute worker with its Pipeline; 503 + Retry-After when saturated, 504 on timeout.
+// The policy gate of a face operation: nullopt and `out` filled when allowed; otherwise the response to send
+// (403 policy_denied naming the rule, its citation and the decision; 400 for a bad context). The decision
+// record is in the audit trail either way.
+std::optional<HttpResponse> authorize(Service::State& st, Operation op, const ApiKeyInfo& who, const json& body,
+                                      Authorization& out, const std::string& gallery = {},
+                                      const std::string& subject = {});
+
+// Metrics + the "request" audit record of one request.
+void record_request(Service::State& st, const HttpRequest& req, const std::string& route, int status,
+                    const std::string& key_id, const std::string& operator_id, double seconds);
+
+// Run fn on a compute worker with its Pipeline; 503 + Retry-After when saturated or when no worker took
+// it within the request timeout.
 HttpResponse run_on_worker(Service::State& st, std::function<HttpResponse(Pipeline&)> fn);
 
 // Open (or create) a gallery by name; names are [A-Za-z0-9_-]{1,64}.
-Result<Gallery*> gallery_for(Service::State& st, const std::string& name, bool create);
+using GalleryRef = std::shared_ptr<Gallery>;
+Result<GalleryRef> gallery_for(Service::State& st, const std::string& name, bool create);
 
 // Roles: the route's minimum role set.
 bool role_allows(ApiRole role, std::initializer_list<ApiRole> allowed);
