@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <chrono>
+#include <cstdio>
 #include <random>
 #include <regex>
 #include <sstream>
@@ -150,11 +151,22 @@ HttpResponse run_on_worker(Service::State& st, std::function<HttpResponse(Pipeli
   // for, since an inference cannot be interrupted and an enrolment it commits must be reported.
   enum : int { kQueued, kRunning, kCancelled };
   auto phase = std::make_shared<std::atomic<int>>(kQueued);
-  auto fut = st.pool->submit([&st, fn, phase](int worker) -> std::optional<HttpResponse> {
+  const auto submitted = std::chrono::steady_clock::now();
+  auto fut = st.pool->submit([&st, fn, phase, submitted](int worker) -> std::optional<HttpResponse> {
     int expected = kQueued;
     if (!phase->compare_exchange_strong(expected, kRunning)) return std::nullopt;
     try {
-      return fn(*st.pipelines[static_cast<std::size_t>(worker)]);
+      const auto started = std::chrono::steady_clock::now();
+      HttpResponse r = fn(*st.pipelines[static_cast<std::size_t>(worker)]);
+      // Server-Timing (W3C): time waiting for a worker and time computing, so a client can tell the service's
+      // own cost from the models'.
+      const auto done = std::chrono::steady_clock::now();
+      char timing[96];
+      std::snprintf(timing, sizeof timing, "queue;dur=%.2f, compute;dur=%.2f",
+                    std::chrono::duration<double, std::milli>(started - submitted).count(),
+                    std::chrono::duration<double, std::milli>(done - started).count());
+      r.headers.emplace_back("Server-Timing", timing);
+      return r;
     } catch (const std::exception& e) {
       return internal_error(st, std::string("worker: ") + e.what());
     } catch (...) {
@@ -220,11 +232,11 @@ bool role_allows(ApiRole role, std::initializer_list<ApiRole> allowed) {
 void record_request(Service::State& st, const HttpRequest& req, const std::string& route, int status,
                     const std::string& key_id, const std::string& operator_id, double seconds) {
   st.metrics.observe_request(req.method, route, status, seconds);
-  if (!st.audit) return;
+  if (!st.access_log) return;
   json rec = {{"method", req.method}, {"route", route}, {"path", req.path}, {"status", status},
               {"key_id", key_id}, {"operator", operator_id}, {"remote", req.remote_addr},
               {"ms", std::round(seconds * 1e5) / 100}};
-  if (auto a = st.audit->append("request", rec.dump()); !a) st.log("audit write failed: " + a.error().message);
+  if (auto a = st.access_log->append("request", rec.dump()); !a) st.log("audit write failed: " + a.error().message);
 }
 
 namespace {
@@ -447,6 +459,10 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceConfig& config) {
       st->profile.audit_log.empty() ? cfg.data_dir / "audit.jsonl" : std::filesystem::path(st->profile.audit_log);
   FG_ASSIGN_OR_RETURN(auto audit, AuditLog::open(audit_path, aopt));
   st->audit.emplace(std::move(audit));
+  AuditOptions access_opt = aopt;
+  access_opt.sync = false;
+  FG_ASSIGN_OR_RETURN(auto access, AuditLog::open(audit_path, access_opt));
+  st->access_log.emplace(std::move(access));
   const std::filesystem::path consent_path =
       st->profile.consent_db.empty() ? cfg.data_dir / "consent.db" : std::filesystem::path(st->profile.consent_db);
   FG_ASSIGN_OR_RETURN(auto consents, ConsentRegistry::open(consent_path));

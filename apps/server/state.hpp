@@ -36,6 +36,11 @@ struct Service::State {
   std::optional<PolicyEngine> policy;
   DeploymentProfile profile;
   std::optional<AuditLog> audit;
+  // The same trail, appended without fsync: the per-request access records ("request"). Decision, result and
+  // outcome records go through `audit` and are durable before the operation runs / the answer is sent; an
+  // access record is written before its response too but reaches the disk with the next synced record (or
+  // the kernel's writeback): a process crash loses none, a power loss may lose the last few.
+  std::optional<AuditLog> access_log;
   std::optional<ConsentRegistry> consents;
   std::unique_ptr<PolicyGuard> guard;
   SecretKey master_key;

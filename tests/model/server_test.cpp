@@ -13,6 +13,7 @@
 #include "faceguard/apikeys.hpp"
 #include "faceguard/gallery.hpp"
 #include "faceguard/image.hpp"
+#include <opencv2/imgproc.hpp>
 #include "faceguard/pipeline.hpp"
 #include "faceguard/policy.hpp"
 #include "server_support.hpp"
@@ -39,6 +40,7 @@ struct Env {
   std::vector<std::string> samples;  // ModelPack sample photos, fit in 640x480
   std::string sample_full;           // one sample at its original size (over kMaxPixels)
   std::string error;                 // set when the environment could not be built
+  bool staff_ready = false;
 };
 
 Env* g_env = nullptr;
@@ -86,6 +88,8 @@ Env* build_env(const ModelPack& pack) {
   cfg.queue = 1;
   cfg.max_body_bytes = kMaxBody;
   cfg.max_pixels = kMaxPixels;
+  // FACEGUARD_TEST_AUDIT_NOSYNC=1: no fsync per audit record, to see what it costs (OverheadOverTheLibrary).
+  if (std::getenv("FACEGUARD_TEST_AUDIT_NOSYNC")) cfg.fsync_audit = false;
   cfg.log = [e](const std::string& line) {
     std::lock_guard lock(e->log_mu);
     e->log.push_back(line);
@@ -121,6 +125,22 @@ class ServerTest : public ::testing::Test {
     g_env = nullptr;
   }
   Api api() const { return Api(e->port); }
+  // The gallery "staff" the governance tests work on: id00 (one photo) and id01 (two), enrolled once per
+  // process (ctest runs every test in a process of its own). Empty without ../shared/data.
+  void ensure_staff() {
+    if (e->staff_ready) return;
+    auto a = api();
+    const int made = a.post("/v1/galleries", e->admin, {{"name", "staff"}}).status;
+    ASSERT_TRUE(made == 201 || made == 409) << made;
+    if (auto shared = test::shared_data())
+      for (const auto& [sid, file] : {std::pair{"id00", "img1.jpg"}, std::pair{"id01", "img26.jpg"},
+                                      std::pair{"id01", "img27.jpg"}}) {
+        auto r = a.post("/v1/galleries/staff/subjects", e->op,
+                        {{"subject_id", sid}, {"image", base64(deepface(*shared, file))}, {"context", door_context()}});
+        ASSERT_TRUE(r.status == 201 || r.status == 200) << sid << " " << r;
+      }
+    e->staff_ready = true;
+  }
   // A face photo of faces-small/deepface by file name, fit in 640x480.
   static std::string deepface(const fs::path& shared, const std::string& name) {
     return jpeg_fit(deepface_dir(shared) / name);
@@ -258,21 +278,22 @@ TEST_F(ServerTest, DetectAndVerify) {
 TEST_F(ServerTest, GalleriesSubjectsEnrolIdentify) {
   FG_SHARED_DATA_OR_SKIP(shared);
   auto a = api();
-  auto made = a.post("/v1/galleries", e->admin, {{"name", "staff"}});
+  auto made = a.post("/v1/galleries", e->admin, {{"name", "people"}});
   ASSERT_EQ(made.status, 201) << made;
   EXPECT_EQ(made.j()["dim"].get<int>(), 128);
-  auto dup = a.post("/v1/galleries", e->admin, {{"name", "staff"}});
+  auto dup = a.post("/v1/galleries", e->admin, {{"name", "people"}});
   EXPECT_EQ(dup.status, 409) << dup;
   EXPECT_EQ(a.post("/v1/galleries", e->admin, {{"name", "../etc"}}).status, 400);
   EXPECT_EQ(a.post("/v1/galleries", e->admin, json::object()).status, 400);
   auto list = a.get("/v1/galleries", e->op);
   ASSERT_EQ(list.status, 200) << list;
-  EXPECT_EQ(list.j()["galleries"], json::array({"staff"}));
+  const json names = list.j()["galleries"];
+  EXPECT_NE(std::find(names.begin(), names.end(), "people"), names.end()) << list;
   EXPECT_EQ(a.get("/v1/galleries/nobody", e->op).status, 404);
   EXPECT_EQ(a.post("/v1/galleries/nobody/identify", e->op, {{"image", base64(e->samples[0])}}).status, 404);
 
   // Two photos of id00 in one multipart request; id01 and id02 as base64 JSON.
-  auto alice = a.multipart("/v1/galleries/staff/subjects", e->op,
+  auto alice = a.multipart("/v1/galleries/people/subjects", e->op,
                            {{"image", deepface(shared, "img1.jpg"), "image/jpeg"},
                             {"image2", deepface(shared, "img4.jpg"), "image/jpeg"},
                             {"json", json({{"subject_id", "id00"}, {"display_name", "Person Zero"},
@@ -281,37 +302,37 @@ TEST_F(ServerTest, GalleriesSubjectsEnrolIdentify) {
   ASSERT_EQ(alice.status, 201) << alice;
   EXPECT_EQ(alice.j()["template_ids"].size(), 2u);
   for (const auto& [sid, file] : {std::pair{"id01", "img26.jpg"}, std::pair{"id02", "img8.jpg"}}) {
-    auto r = a.post("/v1/galleries/staff/subjects", e->op,
+    auto r = a.post("/v1/galleries/people/subjects", e->op,
                     {{"subject_id", sid}, {"images", json::array({base64(deepface(shared, file))})}, {"context", door_context()}});
     ASSERT_EQ(r.status, 201) << sid << " " << r;
   }
-  auto more = a.post("/v1/galleries/staff/subjects", e->op,
+  auto more = a.post("/v1/galleries/people/subjects", e->op,
                      {{"subject_id", "id01"}, {"image", base64(deepface(shared, "img27.jpg"))}, {"context", door_context()}});
   ASSERT_EQ(more.status, 200) << more;  // templates added to an existing subject
   EXPECT_FALSE(more.j()["created"].get<bool>());
-  auto noface = a.post("/v1/galleries/staff/subjects", e->op,
+  auto noface = a.post("/v1/galleries/people/subjects", e->op,
                        {{"subject_id", "blank"}, {"image", base64(jpeg_of(cv::Mat(300, 300, CV_8UC3, cv::Scalar(9, 9, 9))))}});
   EXPECT_EQ(noface.status, 422) << noface;
-  EXPECT_EQ(a.post("/v1/galleries/staff/subjects", e->op, {{"image", base64(e->samples[0])}}).status, 400);
-  EXPECT_EQ(a.post("/v1/galleries/staff/subjects", e->op, {{"subject_id", "x"}}).status, 400);
+  EXPECT_EQ(a.post("/v1/galleries/people/subjects", e->op, {{"image", base64(e->samples[0])}}).status, 400);
+  EXPECT_EQ(a.post("/v1/galleries/people/subjects", e->op, {{"subject_id", "x"}}).status, 400);
 
-  auto subjects = a.get("/v1/galleries/staff/subjects", e->op);
+  auto subjects = a.get("/v1/galleries/people/subjects", e->op);
   ASSERT_EQ(subjects.status, 200) << subjects;
   EXPECT_EQ(subjects.j()["subjects"].size(), 3u);
-  auto zero = a.get("/v1/galleries/staff/subjects/id00", e->op);
+  auto zero = a.get("/v1/galleries/people/subjects/id00", e->op);
   ASSERT_EQ(zero.status, 200) << zero;
   EXPECT_EQ(zero.j()["display_name"], "Person Zero");
   EXPECT_EQ(zero.j()["metadata"]["team"], "a");
   EXPECT_EQ(zero.j()["faces"].size(), 2u);
   EXPECT_EQ(zero.j()["faces"][0]["source_sha256"].get<std::string>().size(), 64u);
-  EXPECT_EQ(a.get("/v1/galleries/staff/subjects/nobody", e->op).status, 404);
-  auto stats = a.get("/v1/galleries/staff", e->op);
+  EXPECT_EQ(a.get("/v1/galleries/people/subjects/nobody", e->op).status, 404);
+  auto stats = a.get("/v1/galleries/people", e->op);
   ASSERT_EQ(stats.status, 200) << stats;
   EXPECT_EQ(stats.j()["subjects"], 3);
   EXPECT_EQ(stats.j()["templates"], 5);
 
   // A new photo of id00 is found; a person never enrolled (id03) is not.
-  auto hit = a.post("/v1/galleries/staff/identify", e->op,
+  auto hit = a.post("/v1/galleries/people/identify", e->op,
                     {{"image", base64(deepface(shared, "img2.jpg"))}, {"context", door_context()}});
   ASSERT_EQ(hit.status, 200) << hit;
   ASSERT_EQ(hit.j()["faces"].size(), 1u) << hit;
@@ -322,18 +343,53 @@ TEST_F(ServerTest, GalleriesSubjectsEnrolIdentify) {
   EXPECT_EQ(face["matches"][0]["review"], "not_required");
   EXPECT_GT(face["matches"][0]["similarity"].get<double>(), 0.5);
   EXPECT_EQ(face["matches"].size(), 1u) << hit;  // the other two subjects are below the model's threshold
-  auto miss = a.multipart("/v1/galleries/staff/identify", e->op, {{"image", deepface(shared, "img3.jpg"), "image/jpeg"}});
+  auto miss = a.multipart("/v1/galleries/people/identify", e->op, {{"image", deepface(shared, "img3.jpg"), "image/jpeg"}});
   ASSERT_EQ(miss.status, 200) << miss;
   ASSERT_EQ(miss.j()["faces"].size(), 1u) << miss;
   EXPECT_FALSE(miss.j()["faces"][0]["known"].get<bool>()) << miss;
 
   // Delete: admin only; the subject is gone after.
-  EXPECT_EQ(a.del("/v1/galleries/staff/subjects/id02", e->op).status, 403);
-  auto gone = a.del("/v1/galleries/staff/subjects/id02", e->admin, {{"context", door_context()}});
+  EXPECT_EQ(a.del("/v1/galleries/people/subjects/id02", e->op).status, 403);
+  auto gone = a.del("/v1/galleries/people/subjects/id02", e->admin, {{"context", door_context()}});
   ASSERT_EQ(gone.status, 200) << gone;
   EXPECT_TRUE(gone.j()["key_destroyed"].get<bool>());
-  EXPECT_EQ(a.get("/v1/galleries/staff/subjects/id02", e->op).status, 404);
-  EXPECT_EQ(a.del("/v1/galleries/staff/subjects/id02", e->admin).status, 404);
+  EXPECT_EQ(a.get("/v1/galleries/people/subjects/id02", e->op).status, 404);
+  EXPECT_EQ(a.del("/v1/galleries/people/subjects/id02", e->admin).status, 404);
+
+  // One face of id01 (it has two): the subject stays with the other.
+  const json faces = a.get("/v1/galleries/people/subjects/id01", e->op).j()["faces"];
+  ASSERT_EQ(faces.size(), 2u);
+  const std::string face_path = "/v1/galleries/people/subjects/id01/faces/";
+  const std::string tid = std::to_string(faces[1]["template_id"].get<long long>());
+  EXPECT_EQ(a.del(face_path + tid, e->op).status, 403);
+  EXPECT_EQ(a.del(face_path + "abc", e->admin).status, 400);
+  EXPECT_EQ(a.del(face_path + "999999", e->admin).status, 404);
+  auto face_gone = a.del(face_path + tid, e->admin, {{"context", door_context()}});
+  ASSERT_EQ(face_gone.status, 200) << face_gone;
+  EXPECT_FALSE(face_gone.j()["subject_deleted"].get<bool>());
+  EXPECT_EQ(a.get("/v1/galleries/people/subjects/id01", e->op).j()["faces"].size(), 1u);
+  EXPECT_EQ(a.del(face_path + tid, e->admin).status, 404);
+}
+
+TEST_F(ServerTest, DeleteAGallery) {
+  auto a = api();
+  ASSERT_EQ(a.post("/v1/galleries", e->admin, {{"name", "scratch"}}).status, 201);
+  if (auto shared = test::shared_data()) {
+    auto r = a.post("/v1/galleries/scratch/subjects", e->op,
+                    {{"subject_id", "tmp"}, {"image", base64(deepface(*shared, "img9.jpg"))}, {"context", door_context()}});
+    ASSERT_EQ(r.status, 201) << r;
+  }
+  EXPECT_EQ(a.del("/v1/galleries/scratch", e->op).status, 403);
+  auto gone = a.del("/v1/galleries/scratch", e->admin, {{"context", door_context()}});
+  ASSERT_EQ(gone.status, 200) << gone;
+  EXPECT_EQ(gone.j()["subjects_deleted"], test::shared_data() ? 1 : 0);
+  EXPECT_EQ(a.get("/v1/galleries/scratch", e->op).status, 404);
+  EXPECT_EQ(a.del("/v1/galleries/scratch", e->admin).status, 404);
+  for (const char* f : {"scratch.fgdb", "scratch.fgdb.keys"})
+    EXPECT_FALSE(fs::exists(e->dir / "data" / "galleries" / f)) << f;
+  // The name is free again.
+  EXPECT_EQ(a.post("/v1/galleries", e->admin, {{"name", "scratch"}}).status, 201);
+  EXPECT_EQ(a.del("/v1/galleries/scratch", e->admin).status, 200);
 }
 
 // A failure the client cannot fix is a 500 whose incident id is in the service log with the detail.
@@ -353,9 +409,8 @@ TEST_F(ServerTest, InternalErrorsCarryAnIncidentIdThatIsLogged) {
 }
 
 TEST_F(ServerTest, PolicyDenialNamesTheRuleAndCitation) {
+  ensure_staff();
   auto a = api();
-  const int created = a.post("/v1/galleries", e->admin, {{"name", "staff"}}).status;  // absent without shared data
-  ASSERT_TRUE(created == 201 || created == 409) << created;
   // A shop identifying customers in June 2022: Baltimore's face-surveillance ban (the real law pack).
   const json shop = {{"location", {{"type", "public_accommodation"}}}, {"purpose", "loss_prevention"},
                      {"capture_time", "2022-06-01T10:00:00-04:00"}};
@@ -406,6 +461,7 @@ TEST_F(ServerTest, PolicyDenialNamesTheRuleAndCitation) {
 
 TEST_F(ServerTest, HumanReviewOfAPendingMatch) {
   FG_SHARED_DATA_OR_SKIP(shared);
+  ensure_staff();
   auto a = api();
   const json security = {{"location", {{"type", "access_control"}}}, {"purpose", "security"}};
   auto hit = a.post("/v1/galleries/staff/identify", e->op,
@@ -432,6 +488,7 @@ TEST_F(ServerTest, HumanReviewOfAPendingMatch) {
 
 TEST_F(ServerTest, ConsentsAndRetention) {
   FG_SHARED_DATA_OR_SKIP(shared);
+  ensure_staff();
   auto a = api();
   auto c = a.post("/v1/consents", e->admin, {{"subject_id", "id04"}, {"kind", "explicit"}, {"purpose", "access_control"},
                                              {"term", "P1Y"}, {"signed_at", "2026-01-02T00:00:00Z"}});
@@ -524,24 +581,35 @@ TEST_F(ServerTest, SaturatedWorkersAnswer503WithRetryAfter) {
   EXPECT_EQ(ok + busy, kClients);
   EXPECT_GE(ok, 1);
   EXPECT_GE(busy, 1);
+  const std::string m = Api(e->port).get("/metrics").body;
+  EXPECT_TRUE(std::regex_search(m, std::regex(R"(faceguard_rejections_total\{reason="saturated"\} [1-9])"))) << m;
+  EXPECT_TRUE(std::regex_search(m, std::regex(R"(faceguard_http_requests_total\{method="POST",route="/v1/detect",status="503"\} [1-9])")));
 }
 
 TEST_F(ServerTest, MetricsArePrometheusText) {
+  ensure_staff();
   auto a = api();
+  // Traffic of each kind first: an allowed detection, a denied verification, a rate-limited key.
+  const std::string blank = base64(jpeg_of(cv::Mat(240, 320, CV_8UC3, cv::Scalar(90, 90, 90))));
+  ASSERT_EQ(a.post("/v1/detect", e->op, {{"image", blank}, {"context", door_context()}}).status, 200);
+  const json shop = {{"location", {{"type", "public_accommodation"}}}, {"purpose", "loss_prevention"},
+                     {"capture_time", "2022-06-01T10:00:00-04:00"}};
+  ASSERT_EQ(a.post("/v1/verify", e->op, {{"a", blank}, {"b", blank}, {"context", shop}}).status, 403);
+  a.get("/v1/policy/packs", e->limited);
+  a.get("/v1/policy/packs", e->limited);
+  a.get("/v1/galleries/staff", e->op);  // opens the gallery: its size is reported
   auto m = a.get("/metrics");
   ASSERT_EQ(m.status, 200) << m;
   EXPECT_EQ(m.header("Content-Type").rfind("text/plain", 0), 0u);
   const std::string& t = m.body;
   EXPECT_NE(t.find("# TYPE faceguard_http_requests_total counter"), std::string::npos);
   EXPECT_TRUE(std::regex_search(t, std::regex(R"(faceguard_http_requests_total\{method="POST",route="/v1/detect",status="200"\} [1-9])")));
-  EXPECT_TRUE(std::regex_search(t, std::regex(R"(faceguard_http_requests_total\{method="POST",route="/v1/detect",status="503"\} [1-9])")));
+  EXPECT_TRUE(std::regex_search(t, std::regex(R"(faceguard_http_requests_total\{method="POST",route="/v1/verify",status="403"\} [1-9])")));
   EXPECT_TRUE(std::regex_search(t, std::regex(R"(faceguard_http_request_duration_seconds_bucket\{route="/v1/verify",le="\+Inf"\} [1-9])")));
   EXPECT_TRUE(std::regex_search(t, std::regex(R"(faceguard_policy_decisions_total\{effect="allow"\} [1-9])")));
   EXPECT_TRUE(std::regex_search(t, std::regex(R"(faceguard_policy_decisions_total\{effect="deny"\} [1-9])")));
   EXPECT_TRUE(std::regex_search(t, std::regex(R"(faceguard_rejections_total\{reason="rate_limited"\} [1-9])")));
-  EXPECT_TRUE(std::regex_search(t, std::regex(R"(faceguard_rejections_total\{reason="saturated"\} [1-9])")));
-  if (a.get("/v1/galleries/staff", e->op).status == 200)  // the gallery test ran
-    EXPECT_TRUE(std::regex_search(t, std::regex(R"(faceguard_gallery_templates\{gallery="staff"\} [0-9])")));
+  EXPECT_TRUE(std::regex_search(t, std::regex(R"(faceguard_gallery_templates\{gallery="staff"\} [0-9])")));
   EXPECT_TRUE(std::regex_search(t, std::regex(R"(faceguard_workers_ready 1)")));
 }
 
@@ -575,9 +643,12 @@ TEST_F(ServerTest, OpenApiDocumentMatchesTheRoutes) {
   }
 }
 
-// The service's cost over calling the library: the same 640x480 photo decoded and detected in-process, and
-// sent to POST /v1/detect (HTTP, key check, rate limit, policy decision, three fsynced audit records, JSON).
-// Medians of interleaved runs; the figures go to docs/api.md. The bound is loose: the machine is shared.
+// The service's cost over calling the library. Detection alone takes 100-250 ms on this shared machine and
+// jitters by tens of ms, which would drown a difference of two timings; so the service reports the time its
+// worker spent in the library (Server-Timing: compute) and the overhead is the client's round trip minus that,
+// per request: HTTP, key check, rate limit, policy decision, three fsynced audit records, multipart, JSON.
+// Also timed: an in-process decode + detect of the same photo (the library figure) and a request that does no
+// computation. The figures go to docs/api.md.
 TEST_F(ServerTest, OverheadOverTheLibrary) {
   FG_MODELS_OR_SKIP(pack);
   PipelineOptions opt;
@@ -585,11 +656,16 @@ TEST_F(ServerTest, OverheadOverTheLibrary) {
   opt.embedder.threads = 1;
   auto pipe = Pipeline::create(pack, opt);
   ASSERT_TRUE(pipe) << pipe.error().message;
-  const std::string& photo = e->samples[0];
   auto a = api();
-  constexpr int kRuns = 15;
-  std::vector<double> lib, http, bare;
   auto ms = [](auto t0) { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); };
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const std::string& photo = e->samples[0];
+  constexpr int kRuns = 15;
+  std::vector<double> lib, http, overhead, bare;
+  static const std::regex kCompute(R"(compute;dur=([0-9.]+))");
   for (int i = 0; i < kRuns; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     auto img = decode_image(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(photo.data()), photo.size()));
@@ -598,30 +674,35 @@ TEST_F(ServerTest, OverheadOverTheLibrary) {
     ASSERT_TRUE(faces);
     lib.push_back(ms(t0));
     t0 = std::chrono::steady_clock::now();
-    auto r = a.multipart("/v1/detect", e->op, {{"image", photo, "image/jpeg"}});
-    http.push_back(ms(t0));
+    auto r = a.multipart("/v1/detect", e->op, {{"image", photo, "image/jpeg"}, {"json", json({{"context", door_context()}}).dump(), "application/json"}});
+    const double round_trip = ms(t0);
     ASSERT_EQ(r.status, 200) << r;
     ASSERT_EQ(r.j()["faces"].size(), faces->size());
+    std::smatch m;
+    const std::string timing = r.header("Server-Timing");
+    ASSERT_TRUE(std::regex_search(timing, m, kCompute)) << timing;
+    http.push_back(round_trip);
+    overhead.push_back(round_trip - std::stod(m[1].str()));
     t0 = std::chrono::steady_clock::now();
     ASSERT_EQ(a.get("/v1/policy/packs", e->op).status, 200);
     bare.push_back(ms(t0));
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
-  const double l = median(lib), h = median(http), b = median(bare);
-  std::printf("[ overhead ] detect 640x480: library %.2f ms, HTTP %.2f ms, overhead %.2f ms; "
-              "authenticated no-op request %.2f ms (medians of %d)\n", l, h, h - l, b, kRuns);
-  RecordProperty("library_ms", std::to_string(l));
-  RecordProperty("http_ms", std::to_string(h));
-  RecordProperty("noop_ms", std::to_string(b));
-  EXPECT_LT(h - l, 50.0);
+  const double o = median(overhead);
+  std::printf("[ overhead ] POST /v1/detect 640x480 (multipart): round trip %.2f ms, of which outside the library "
+              "%.2f ms (median; min %.2f); in-process decode+detect %.2f ms; a request without computation "
+              "%.2f ms (medians of %d)\n",
+              median(http), o, *std::min_element(overhead.begin(), overhead.end()), median(lib), median(bare), kRuns);
+  RecordProperty("overhead_ms", std::to_string(o));
+  RecordProperty("library_ms", std::to_string(median(lib)));
+  RecordProperty("noop_ms", std::to_string(median(bare)));
+  EXPECT_LT(o, 25.0);
 }
 
-// Last in the file: the trail of everything above.
+// The trail of everything this process sent (in file order, all the tests above; under ctest, the set-up).
 TEST_F(ServerTest, EveryRequestIsAuditedAndTheTrailVerifies) {
   auto a = api();
+  const std::string blank = base64(jpeg_of(cv::Mat(240, 320, CV_8UC3, cv::Scalar(90, 90, 90))));
+  ASSERT_EQ(a.post("/v1/detect", e->op, {{"image", blank}, {"context", door_context()}}).status, 200);
   const int sent_before = requests_sent(e->port);
   auto v = a.get("/v1/audit/verify", e->auditor);
   ASSERT_EQ(v.status, 200) << v;
@@ -640,7 +721,7 @@ TEST_F(ServerTest, EveryRequestIsAuditedAndTheTrailVerifies) {
   // Every request this process sent, including the verify just above, has its record; the export's own
   // record is written after its body was read.
   EXPECT_EQ(requests, sent_before + 1) << x.header("X-Faceguard-Records") << " records exported";
-  EXPECT_GT(decisions, 10);
+  EXPECT_GE(decisions, 2);  // the one above and the one of the loading check in the set-up
 }
 
 }  // namespace
