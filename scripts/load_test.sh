@@ -88,6 +88,14 @@ start_server() {
   URL=http://127.0.0.1:$PORT
   until curl -sf "$URL/health" >/dev/null; do sleep 0.2; done
 }
+# wrk stops after DURATION but the jobs its last requests queued still run: wait for them before the next run,
+# or it would be measured behind the previous run's backlog.
+drain() {
+  for _ in $(seq 600); do
+    curl -sf "$URL/health" | grep -q '"busy":0' && curl -sf "$URL/health" | grep -q '"queued":0' && return
+    sleep 0.2
+  done
+}
 stop_server() {
   kill -TERM "$SERVER_PID"
   wait "$SERVER_PID" || true
@@ -132,9 +140,11 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("FG_KEY")
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("RESULT requests=%d rps=%.2f p50_ms=%.1f p99_ms=%.1f errors=%d non2xx=%d\n",
+  io.write(string.format("RESULT requests=%d rps=%.2f p50_ms=%.1f p99_ms=%.1f errors=%d non2xx=%d " ..
+    "detail='connect %d read %d write %d timeout %d status %d'\n",
     summary.requests, summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
-    latency:percentile(99) / 1000, e.connect + e.read + e.write + e.timeout, e.status))
+    latency:percentile(99) / 1000, e.connect + e.read + e.write + e.timeout, e.status,
+    e.connect, e.read, e.write, e.timeout, e.status))
 end
 EOF
 
@@ -146,12 +156,15 @@ for ep in verify identify; do
   path=/v1/verify
   [[ $ep = identify ]] && path=/v1/galleries/big/identify
   for c in $CONNECTIONS; do
+    drain
     out=$(FG_BODY=$WORK/$ep.json FG_KEY=$OPKEY wrk -t "$(( c < 4 ? c : 4 ))" -c "$c" -d "$DURATION" --timeout 30s \
       -s "$WORK/post.lua" "$URL$path" 2>&1 | grep '^RESULT' || true)
     [[ -n $out ]] || { echo "wrk failed" >&2; exit 1; }
     eval "$(echo "$out" | sed 's/^RESULT //')"
     # shellcheck disable=SC2154
-    printf '%-9s %5d %9d %9.2f %9.1f %9.1f %7d\n' "$ep" "$c" "$requests" "$rps" "$p50_ms" "$p99_ms" $((errors + non2xx))
+    printf '%-9s %5d %9d %9.2f %9.1f %9.1f %7d' "$ep" "$c" "$requests" "$rps" "$p50_ms" "$p99_ms" $((errors + non2xx))
+    # shellcheck disable=SC2154
+    if ((errors + non2xx)); then echo "  ($detail)"; else echo; fi
   done
 done
 # The server's own view: no rejections expected.

@@ -80,14 +80,21 @@ void setup_serve(CLI::App& app) {
 
 void setup_keys(CLI::App& app) {
   auto db = std::make_shared<std::string>();
+  auto data_dir = std::make_shared<std::string>(default_data_dir());
   auto* keys = app.add_subcommand("keys", "Create, list and revoke API keys of the service");
   keys->require_subcommand(1);
-  keys->add_option("--db", *db, "key store (default: <data dir>/keys.db, data dir = $FACEGUARD_DATA or ./faceguard-data)");
-  auto open = [db]() {
+  // Accepted before or after the sub-command (`keys --db F create` and `keys create --db F`).
+  auto where = [db, data_dir](CLI::App* a) {
+    a->add_option("--db", *db, "key store (default: <data dir>/keys.db)");
+    a->add_option("--data-dir", *data_dir, "the service's data folder ($FACEGUARD_DATA, else ./faceguard-data)");
+  };
+  where(keys);
+  auto open = [db, data_dir]() {
     std::string path = *db;
     if (path.empty()) {
-      std::filesystem::create_directories(default_data_dir());
-      path = (std::filesystem::path(default_data_dir()) / "keys.db").string();
+      std::error_code ec;
+      std::filesystem::create_directories(*data_dir, ec);
+      path = (std::filesystem::path(*data_dir) / "keys.db").string();
     }
     return ApiKeyStore::open(path);
   };
@@ -109,6 +116,7 @@ void setup_keys(CLI::App& app) {
   create->add_option("--rps", c->r.requests_per_second, "sustained requests per second (0: unlimited)")->capture_default_str();
   create->add_option("--burst", c->r.burst, "burst size")->capture_default_str();
   create->add_flag("--json", c->json, "print JSON");
+  where(create);
   create->callback([c, open] {
     auto role = parse_api_role(c->role);
     if (!role) return set_exit(report(role.error(), "keys create"));
@@ -128,6 +136,7 @@ void setup_keys(CLI::App& app) {
   auto list_json = std::make_shared<bool>(false);
   auto* list = keys->add_subcommand("list", "List keys (never their secrets)");
   list->add_flag("--json", *list_json, "print JSON");
+  where(list);
   list->callback([open, list_json] {
     auto store = open();
     if (!store) return set_exit(report(store.error(), "keys list"));
@@ -149,6 +158,7 @@ void setup_keys(CLI::App& app) {
   auto id = std::make_shared<std::string>();
   auto* revoke = keys->add_subcommand("revoke", "Revoke a key by id");
   revoke->add_option("ID", *id, "key id (from `keys list`)")->required();
+  where(revoke);
   revoke->callback([open, id] {
     auto store = open();
     if (!store) return set_exit(report(store.error(), "keys revoke"));

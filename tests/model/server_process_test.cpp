@@ -108,6 +108,45 @@ Deployment make_deployment(const std::string& name) {
   return d;
 }
 
+std::string run_cli(const std::string& args, int* rc) {
+  std::string out;
+  FILE* p = popen((std::string(FACEGUARD_CLI) + " " + args + " 2>/dev/null").c_str(), "r");
+  if (!p) return out;
+  char buf[512];
+  while (std::size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  *rc = WEXITSTATUS(pclose(p));
+  return out;
+}
+
+// `faceguard keys create|list|revoke` on the store the service reads; --db / --data-dir before or after the verb.
+TEST(ServerProcess, KeysCommand) {
+  const fs::path dir = fresh_dir("keys");
+  int rc = -1;
+  const json made = json::parse(run_cli("keys create --data-dir " + dir.string() +
+                                            " --operator alice --org Acme --role auditor --rps 5 --json", &rc),
+                                nullptr, false);
+  ASSERT_EQ(rc, 0);
+  ASSERT_TRUE(made.is_object());
+  EXPECT_EQ(made["role"], "auditor");
+  const std::string secret = made["key"], id = made["id"];
+  auto store = ApiKeyStore::open(dir / "keys.db");
+  ASSERT_TRUE(store);
+  auto who = (*store)->authenticate(secret);
+  ASSERT_TRUE(who) << who.error().message;
+  EXPECT_EQ(who->operator_id, "alice");
+  EXPECT_EQ(who->requests_per_second, 5);
+  const std::string listed = run_cli("keys --db " + (dir / "keys.db").string() + " list --json", &rc);
+  EXPECT_EQ(rc, 0);
+  EXPECT_NE(listed.find(id), std::string::npos);
+  EXPECT_EQ(listed.find(secret.substr(secret.rfind('_') + 1)), std::string::npos) << "a secret was listed";
+  run_cli("keys revoke --data-dir " + dir.string() + " " + id, &rc);
+  EXPECT_EQ(rc, 0);
+  EXPECT_FALSE((*store)->authenticate(secret));
+  run_cli("keys create --data-dir " + dir.string() + " --operator x --org y --role wizard", &rc);
+  EXPECT_NE(rc, 0);
+  fs::remove_all(dir);
+}
+
 TEST(ServerProcess, KilledMidEnrolmentRestartsWithEveryAcknowledgedEnrolment) {
   FG_MODELS_OR_SKIP(pack);
   FG_SHARED_DATA_OR_SKIP(shared);
