@@ -71,7 +71,10 @@ int fill(int argc, char** argv) {
       t.embedding.model_id = model_id;
       t.embedding.values.resize(static_cast<std::size_t>(dim));
       double norm = 0;
-      for (auto& v : t.embedding.values) norm += double(v = n01(rng)) * v;
+      for (auto& v : t.embedding.values) {
+        v = n01(rng);
+        norm += double(v) * v;
+      }
       for (auto& v : t.embedding.values) v = static_cast<float>(v / std::sqrt(norm));
       t.source_sha256 = std::string(64, '0');
       e.templates.push_back(std::move(t));
