@@ -72,10 +72,16 @@ class HttpServer {
   virtual void route(const std::string& method, const std::string& pattern, Handler handler) = 0;
   // Called for requests no route matches (404 or 405).
   virtual void fallback(Handler handler) = 0;
-  // Called before routing on every request; a returned response short-circuits (413 etc.).
+  // Called before routing on every request; a returned response short-circuits.
   virtual void before(std::function<std::optional<HttpResponse>(const HttpRequest&)> hook) = 0;
+  // Called after the HTTP library itself refused a request before any route saw it (413 for a body over
+  // max_body_bytes, 400 for an unparsable request line), with the response it sends: for audit and metrics.
+  virtual void rejected(std::function<void(const HttpRequest&, const HttpResponse&)> hook) = 0;
+  // (method, pattern) of every route, in registration order (the OpenAPI test compares them with the document).
+  virtual std::vector<std::pair<std::string, std::string>> routes() const = 0;
   virtual Result<int> bind() = 0;  // returns the bound port
   virtual void run() = 0;          // blocks until stop()
+  virtual bool running() const = 0;  // run() has started accepting
   virtual void stop() = 0;         // stops accepting, finishes in-flight requests
 };
 

@@ -86,6 +86,9 @@ class HttplibServer final : public HttpServer {
     svr_.set_write_timeout(opt_.write_timeout_s, 0);
     svr_.set_keep_alive_max_count(static_cast<std::size_t>(opt_.keep_alive_max));
     svr_.set_keep_alive_timeout(2);
+    // httplib writes the status line, headers and body with separate send()s; with Nagle's algorithm the
+    // last small write waits for the client's delayed ACK (40 ms on Linux), which would dominate a request.
+    svr_.set_tcp_nodelay(true);
     auto dispatch = [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); };
     svr_.Get(".*", dispatch);
     svr_.Post(".*", dispatch);
@@ -96,14 +99,27 @@ class HttplibServer final : public HttpServer {
       res.status = 500;
       res.set_content(R"({"error":{"code":"internal","message":"internal error"}})", "application/json");
     });
-    // httplib answers 413 itself for an over-long body; give it our JSON error shape.
-    svr_.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-      if (!res.body.empty()) return;
-      std::string code = res.status == 413 ? "payload_too_large" : res.status == 400 ? "bad_request" : "error";
-      res.set_content("{\"error\":{\"code\":\"" + code + "\",\"message\":\"HTTP " + std::to_string(res.status) +
-                          "\"}}",
-                      "application/json");
-    });
+    // httplib calls this for every response >= 400. Ours always carry a JSON body; an empty body means
+    // httplib refused the request itself (413 for an over-long body, 400 for a bad request line, 404/405
+    // are never its own because every method is routed): give it our error shape and report it.
+    svr_.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
+                                                                      httplib::Response& res) {
+      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+      const std::string code = res.status == 413 ? "payload_too_large" : res.status == 400 ? "bad_request" : "error";
+      HttpResponse out;
+      out.status = res.status;
+      out.body = "{\"error\":{\"code\":\"" + code + "\",\"message\":\"" +
+                 (res.status == 413 ? "the request body exceeds " + std::to_string(opt_.max_body_bytes) + " bytes"
+                                    : "HTTP " + std::to_string(res.status)) +
+                 "\"}}";
+      res.set_content(out.body, "application/json");
+      if (rejected_) {
+        HttpRequest r = convert(req, false);
+        r.route = "(rejected)";
+        rejected_(r, out);
+      }
+      return httplib::Server::HandlerResponse::Handled;
+    }));
   }
 
   void route(const std::string& method, const std::string& pattern, Handler handler) override {
@@ -113,6 +129,12 @@ class HttplibServer final : public HttpServer {
   }
   void fallback(Handler handler) override { fallback_ = std::move(handler); }
   void before(std::function<std::optional<HttpResponse>(const HttpRequest&)> hook) override { before_ = std::move(hook); }
+  void rejected(std::function<void(const HttpRequest&, const HttpResponse&)> hook) override { rejected_ = std::move(hook); }
+  std::vector<std::pair<std::string, std::string>> routes() const override {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& r : routes_) out.emplace_back(r.method, r.pattern);
+    return out;
+  }
 
   Result<int> bind() override {
     int port = opt_.port == 0 ? svr_.bind_to_any_port(opt_.host) : (svr_.bind_to_port(opt_.host, opt_.port) ? opt_.port : -1);
@@ -121,22 +143,30 @@ class HttplibServer final : public HttpServer {
     return port;
   }
   void run() override { svr_.listen_after_bind(); }
+  bool running() const override { return svr_.is_running(); }
   void stop() override { svr_.stop(); }
 
  private:
-  void handle(const httplib::Request& req, httplib::Response& res) {
+  static HttpRequest convert(const httplib::Request& req, bool with_body) {
     HttpRequest r;
     r.method = req.method;
     r.path = req.path;
-    r.body = req.body;
+    if (with_body) r.body = req.body;
     r.remote_addr = req.remote_addr;
     for (const auto& [k, v] : req.headers) r.headers[lower(k)] = v;
     for (const auto& [k, v] : req.params) r.query[k] = v;
     const std::string ct = lower(req.get_header_value("Content-Type"));
     r.content_type = ct.substr(0, ct.find(';'));
     while (!r.content_type.empty() && r.content_type.back() == ' ') r.content_type.pop_back();
-    for (const auto& [name, f] : req.files) r.parts.push_back({f.name, f.filename, lower(f.content_type), f.content});
+    if (with_body)
+      for (const auto& [name, f] : req.files) r.parts.push_back({f.name, f.filename, lower(f.content_type), f.content});
+    // A client may not pose as having hit a wrong method: the router sets this header itself.
+    r.headers.erase("x-faceguard-method-mismatch");
+    return r;
+  }
 
+  void handle(const httplib::Request& req, httplib::Response& res) {
+    HttpRequest r = convert(req, true);
     HttpResponse out;
     bool matched = false, method_mismatch = false;
     if (before_) {
@@ -176,6 +206,7 @@ class HttplibServer final : public HttpServer {
   std::vector<Route> routes_;
   Handler fallback_;
   std::function<std::optional<HttpResponse>(const HttpRequest&)> before_;
+  std::function<void(const HttpRequest&, const HttpResponse&)> rejected_;
 };
 
 }  // namespace

@@ -33,6 +33,11 @@ void Metrics::count_decision(const std::string& effect) {
   ++decisions_[effect];
 }
 
+void Metrics::count_rejection(const std::string& reason) {
+  std::lock_guard lock(mu_);
+  ++rejections_[reason];
+}
+
 void Metrics::set_gallery_size(const std::string& gallery, double templates) {
   std::lock_guard lock(mu_);
   gallery_sizes_[gallery] = templates;
@@ -66,6 +71,10 @@ std::string Metrics::render() const {
        "# TYPE faceguard_policy_decisions_total counter\n";
   for (const auto& [effect, v] : decisions_)
     o << "faceguard_policy_decisions_total{effect=\"" << esc(effect) << "\"} " << v << "\n";
+  o << "# HELP faceguard_rejections_total Requests refused for load: rate limit, saturated pool, queue timeout.\n"
+       "# TYPE faceguard_rejections_total counter\n";
+  for (const auto& [reason, v] : rejections_)
+    o << "faceguard_rejections_total{reason=\"" << esc(reason) << "\"} " << v << "\n";
   o << "# HELP faceguard_gallery_templates Templates stored per gallery.\n"
        "# TYPE faceguard_gallery_templates gauge\n";
   for (const auto& [g, v] : gallery_sizes_) o << "faceguard_gallery_templates{gallery=\"" << esc(g) << "\"} " << v << "\n";

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
@@ -14,6 +15,7 @@ class Metrics {
  public:
   void observe_request(const std::string& method, const std::string& route, int status, double seconds);
   void count_decision(const std::string& effect);
+  void count_rejection(const std::string& reason);  // rate_limited, saturated, timeout
   void set_gallery_size(const std::string& gallery, double templates);
   void set_gauge(const std::string& name, double value);
   std::string render() const;  // text/plain; version=0.0.4
@@ -30,6 +32,7 @@ class Metrics {
   std::map<std::tuple<std::string, std::string, int>, std::uint64_t> requests_;
   std::map<std::string, Histogram> latency_;
   std::map<std::string, std::uint64_t> decisions_;
+  std::map<std::string, std::uint64_t> rejections_;
   std::map<std::string, double> gallery_sizes_;
   std::map<std::string, double> gauges_;
 };

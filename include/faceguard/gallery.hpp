@@ -253,6 +253,9 @@ class Gallery {
   // The decrypted template (for export tooling and tests).
   Result<std::vector<float>> template_values(std::int64_t template_id);
   Result<DeleteReport> remove(const std::string& subject_id);
+  // Erase one template (retention, consent revocation). Its ciphertext is overwritten (secure_delete); when
+  // it is the subject's last template the whole subject goes, and its data key is destroyed as in remove().
+  Result<DeleteReport> remove_template(std::int64_t template_id);
 
   // Export file: versioned, SHA-256 checksummed, encrypted (libsodium secretstream) with transfer_key;
   // templates are decrypted with the master key and re-encrypted for transfer, and re-encrypted under the

@@ -182,6 +182,23 @@ Result<DeleteReport> Gallery::remove(const std::string& subject_id) {
   }
 }
 
+Result<DeleteReport> Gallery::remove_template(std::int64_t template_id) {
+  try {
+    std::vector<std::int64_t> removed;
+    Result<DeleteReport> r = [&]() -> Result<DeleteReport> {
+      std::lock_guard lock(impl_->db_mutex);
+      return impl_->store->remove_template(template_id, &removed);
+    }();
+    {
+      std::unique_lock lock(impl_->index_mutex);
+      impl_->apply_removed(removed);
+    }
+    return r;
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kInternal, std::string("delete template: ") + e.what());
+  }
+}
+
 Result<Identification> Gallery::identify(const Embedding& probe, const IdentifyOptions& options) {
   FG_ASSIGN_OR_RETURN(auto v, identify_batch(std::span<const Embedding>(&probe, 1), options));
   return std::move(v.front());

@@ -612,6 +612,48 @@ Result<DeleteReport> Store::remove(const std::string& subject_id, std::vector<st
   return report;
 }
 
+Result<DeleteReport> Store::remove_template(std::int64_t template_id, std::vector<std::int64_t>* removed) {
+  if (read_only_) return make_error(ErrorCode::kPermissionDenied, "the gallery was opened read-only");
+  std::string subject_id;
+  std::int64_t row = 0, count = 0;
+  {
+    FG_ASSIGN_OR_RETURN(Statement * find, db_->prepare(
+        "SELECT s.subject_id, s.id, (SELECT count(*) FROM templates t2 WHERE t2.subject = s.id)"
+        " FROM templates t JOIN subjects s ON s.id = t.subject WHERE t.id = ?"));
+    find->bind(1, template_id);
+    FG_ASSIGN_OR_RETURN(bool exists, find->step());
+    if (!exists) return make_error(ErrorCode::kNotFound, "no template " + std::to_string(template_id));
+    subject_id = find->column_text(0);
+    row = find->column_int(1);
+    count = find->column_int(2);
+    find->reset();
+  }
+  // The last template: delete the subject, destroying its data key (crypto-shredding).
+  if (count <= 1) return remove(subject_id, removed);
+  DeleteReport report;
+  report.subject_id = subject_id;
+  {
+    FG_ASSIGN_OR_RETURN(auto tx, Transaction::begin(*db_));
+    FG_ASSIGN_OR_RETURN(std::int64_t seq_before, db_->query_int(
+        "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'deleted_templates'"));
+    FG_ASSIGN_OR_RETURN(Statement * tomb,
+                        db_->prepare("INSERT INTO deleted_templates(template_id, subject) VALUES(?, ?)"));
+    tomb->bind(1, template_id).bind(2, row);
+    FG_TRY_STATUS(tomb->run());
+    const std::int64_t last_seq = db_->last_insert_rowid();
+    FG_ASSIGN_OR_RETURN(Statement * del, db_->prepare("DELETE FROM templates WHERE id = ?"));
+    del->bind(1, template_id);
+    FG_TRY_STATUS(del->run());
+    FG_TRY_STATUS(tx->commit());
+    if (seq_before == last_tombstone_seq_) last_tombstone_seq_ = last_seq;
+  }
+  // secure_delete overwrote the row's ciphertext; the subject's key stays for its other templates.
+  report.templates_deleted = 1;
+  if (removed) removed->push_back(template_id);
+  FG_TRY_STATUS(checkpoint(&report.wal_truncated));
+  return report;
+}
+
 Result<SubjectInfo> Store::read_subject(std::int64_t subject_row, bool with_templates) {
   FG_ASSIGN_OR_RETURN(Statement * st,
                       db_->prepare("SELECT subject_id, profile, created_at FROM subjects WHERE id = ?"));

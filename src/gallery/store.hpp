@@ -76,6 +76,8 @@ class Store {
   // Several subjects in one transaction on each file (bulk loads, import): all of them or none.
   Result<std::vector<EnrollResult>> enroll_batch(std::span<const EnrollItem> items, std::vector<LoadedTemplate>* added);
   Result<DeleteReport> remove(const std::string& subject_id, std::vector<std::int64_t>* removed);
+  // One template. The subject's last template takes the subject (and its key) with it.
+  Result<DeleteReport> remove_template(std::int64_t template_id, std::vector<std::int64_t>* removed);
 
   Result<std::vector<SubjectInfo>> list();
   Result<SubjectInfo> show(const std::string& subject_id);
