@@ -26,6 +26,7 @@ const std::vector<Gate>& gates() {
       {{"demo"}, Operation::kVerify},
       {{"bench"}, Operation::kVerify},
       {{"eval", "verify"}, Operation::kVerify},
+      {{"eval", "detect"}, Operation::kDetect},
       {{"gallery", "enroll"}, Operation::kEnroll},
       {{"gallery", "import"}, Operation::kEnroll},
       {{"gallery", "identify"}, Operation::kIdentify},

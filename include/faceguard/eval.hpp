@@ -14,6 +14,7 @@
 // Pipeline; EmbeddingCache is a plain value (not shared between threads).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -23,6 +24,8 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include <opencv2/core.hpp>
 
 #include "faceguard/models.hpp"
 #include "faceguard/pipeline.hpp"
@@ -283,5 +286,149 @@ StageTiming summarise(std::string stage, std::string unit, std::vector<double> s
                       std::vector<double> cpu_samples_ms = {});
 
 Result<BenchReport> run_bench(const ModelPack& pack, const BenchOptions& options);
+
+// ---------------------------------------------------------------------------------------------------
+// Detection accuracy on a PASCAL VOC folder (`faceguard eval detect`)
+// ---------------------------------------------------------------------------------------------------
+//
+//   auto set = faceguard::eval::load_voc_folder("detection-masks");   // annotations/*.xml + images/
+//   auto run = faceguard::eval::run_detector(*pack, set->images, {.detector = "ssd"});
+//   auto ev = faceguard::eval::evaluate_detections(set->images, run->detections, {.operating_score = 0.5f});
+//   ev->overall.ap;  ev->by_size[0].recall;  ev->truth_match[i][j];   // per ground-truth box
+//
+// Protocol (PASCAL VOC, IoU 0.5): every class name counts as "face"; the detections of the whole set are
+// sorted by descending score (ties: image order, then the detector's order) and each in turn is matched
+// greedily to the highest-IoU ground-truth box of its image that is not yet matched, if that IoU is >= the
+// threshold; a detection with no such box (a second detection of a face included) is a false positive.
+// "difficult" boxes are ignored: a detection matched to one counts neither way, and they are not in the
+// recall. AP is the area under the interpolated precision/recall curve with ALL-POINT interpolation (VOC
+// 2010 onwards: precision made monotone from the right, summed over every recall step), not VOC 2007's
+// 11-point mean. Precision and recall are also given at an operating score (the detector's own threshold).
+// Size buckets follow COCO's area ranges on the box side sqrt(w*h): small < 32 px, medium 32-96, large
+// > 96. Within a bucket, truth boxes of the other buckets are ignored like difficult ones, and an unmatched
+// detection counts as a false positive only when its own side lies in the bucket (COCO's rule).
+
+struct TruthBox {
+  Box box;  // x = xmin, y = ymin, width = xmax - xmin, height = ymax - ymin of the annotation
+  std::string label;
+  bool difficult = false;
+};
+
+struct DetectionImage {
+  std::filesystem::path image;
+  std::string name;  // the annotation's file stem
+  int width = 0;     // from the annotation (0 when it gives none)
+  int height = 0;
+  std::vector<TruthBox> truth;
+};
+
+struct DetectionSet {
+  std::vector<DetectionImage> images;  // in file-name order
+  int boxes = 0;                       // truth boxes kept (difficult ones included)
+  int difficult = 0;
+  int degenerate = 0;                  // boxes with xmax <= xmin or ymax <= ymin: dropped, counted here
+};
+
+// dir/annotations/<stem>.xml, each with its image dir/images/<stem>.{png,jpg,jpeg,bmp,webp} (the XML's own
+// <filename> is not trusted: SOURCE.md of the masks set says .jpg where the files are .png; it is tried
+// last). max_images > 0 keeps the first N in file-name order. kNotFound for a missing folder or image,
+// kCorruptData (naming the file) for a malformed annotation, kInvalidArgument for an empty folder.
+Result<DetectionSet> load_voc_folder(const std::filesystem::path& dir, int max_images = 0);
+
+enum class FaceSize : std::uint8_t { kSmall = 0, kMedium = 1, kLarge = 2 };
+inline constexpr int kFaceSizes = 3;
+inline constexpr float kSmallFaceSide = 32.f;  // COCO: small area < 32^2
+inline constexpr float kLargeFaceSide = 96.f;  // COCO: large area > 96^2
+std::string_view to_string(FaceSize size);     // "small", "medium", "large"
+FaceSize face_size(const Box& box);            // by sqrt(width * height)
+
+struct ScoredBox {
+  Box box;
+  float score = 0.f;
+};
+
+struct PrPoint {
+  float score = 0.f;  // the score of the detection that adds this point
+  double precision = 0.0;
+  double recall = 0.0;
+};
+
+struct DetectionMetrics {
+  int truths = 0;           // truth boxes in the recall (not difficult, in the bucket)
+  int detections = 0;       // counted detections at the operating score (not ignored)
+  int true_positives = 0;   // at the operating score
+  int false_positives = 0;  // at the operating score
+  double precision = 0.0;   // TP / (TP + FP) at the operating score; 0 when there are none
+  double recall = 0.0;      // TP / truths at the operating score; 0 when there are no truths
+  double ap = 0.0;          // all-point interpolated AP over every detection given; 0 when no truths
+  std::vector<PrPoint> curve;  // one point per counted detection, by descending score
+};
+
+struct MatchOptions {
+  double iou = 0.5;
+  float operating_score = 0.5f;  // precision/recall (and truth_match's "found") at score >= this
+};
+
+struct DetectionEvaluation {
+  DetectionMetrics overall;
+  std::array<DetectionMetrics, kFaceSizes> by_size{};  // indexed by FaceSize
+  // Per image, per truth box: the score of the detection it was matched to in the overall evaluation, or
+  // -1 when none was (a miss at every score; difficult boxes are always -1). Found at the operating score
+  // when >= operating_score: the matching is greedy by score, so it is the same at every threshold.
+  std::vector<std::vector<float>> truth_match;
+};
+
+// detections[i]: the boxes found on images[i], in any order. kInvalidArgument if the sizes differ or the
+// IoU threshold is not in (0, 1].
+Result<DetectionEvaluation> evaluate_detections(std::span<const DetectionImage> images,
+                                                std::span<const std::vector<ScoredBox>> detections,
+                                                const MatchOptions& options = {});
+
+// All-point interpolated AP of a precision/recall curve given in descending-score order (VOC 2010+).
+double average_precision(std::span<const PrPoint> curve);
+
+// "ssd", "tiny", "blazeface", "blazeface-front" (detector.hpp) and "cascade": SSD, then - on an image where
+// SSD finds no face at its threshold - SSD on the image centred on a 2x black canvas, then the BlazeFace
+// back model, as the fallback chain of embed_images() (VerifyConfig::fallback) but keeping every face of the
+// stage that found one rather than choosing the subject.
+std::vector<std::string> detection_eval_detectors();
+
+struct DetectRunOptions {
+  std::string detector = "ssd";  // one of detection_eval_detectors()
+  // Detections down to this score are kept for the precision/recall curve (VOC scores every detection; the
+  // floor only bounds the list). Precision/recall are read at the detector's own threshold.
+  float score_floor = 0.05f;
+  int threads = 2;  // worker threads, one detector each (OpenCV runs single-threaded in each)
+};
+
+struct DetectRun {
+  std::string detector;
+  float operating_score = 0.5f;  // the detector's default threshold (detector.hpp)
+  std::vector<std::vector<ScoredBox>> detections;  // per image
+  std::vector<double> ms;        // per image: wall time of the detection call(s), decoding excluded
+  double seconds = 0.0;          // wall time of the whole run, decoding included
+  int threads = 1;
+  std::vector<std::string> errors;  // "<image>: <message>" for images that could not be read (no boxes)
+  std::array<int, 4> cascade_stage{};  // cascade only: images answered by SSD, canvas SSD, BlazeFace, none
+};
+
+// Runs one detector over every image. kInvalidArgument for an unknown detector, a bad floor or thread
+// count; kModelError when the detector cannot be created. An unreadable image is not an error: it is listed
+// in errors and has no detections (its faces count as misses).
+Result<DetectRun> run_detector(const ModelPack& pack, std::span<const DetectionImage> images,
+                               const DetectRunOptions& options, const Progress& progress = {});
+
+struct MissSheetOptions {
+  int tile = 72;          // tile side in pixels
+  int columns = 16;
+  int max_tiles = 480;    // the largest misses first (small misses are expected and least informative)
+  double context = 0.35;  // margin around the box, as a fraction of its longer side
+};
+
+// A contact sheet of the truth faces a run missed at the operating score: each crop with its box in red and
+// its side in pixels, largest first. Reads the images again. kInvalidArgument if the evaluation does not
+// belong to the images; an empty (0x0) Mat when nothing was missed.
+Result<cv::Mat> miss_sheet(std::span<const DetectionImage> images, const DetectionEvaluation& evaluation,
+                           float operating_score, const MissSheetOptions& options = {});
 
 }  // namespace faceguard::eval
