@@ -18,6 +18,7 @@ FG_PACKAGES=(
   libopencv-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libcpp-httplib-dev
   libsodium-dev libssl-dev libsqlite3-dev sqlite3 libfaiss-dev libopenblas-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libdnnl-dev
   curl
 )
 # Tools that may come from outside Debian's packages (e.g. a NodeSource Node.js whose npm conflicts with

@@ -28,6 +28,13 @@ enum class EmbedderKind {
 struct EmbedderOptions {
   EmbedderKind kind = EmbedderKind::kDlibResNet;
   int threads = 0;
+  // Inference engine of the dlib ResNet (other kinds ignore it). kAuto: oneDNN when the build has it and
+  // it starts on this CPU, else OpenCV DNN (same descriptors to < 1e-4); the environment variable
+  // FACEGUARD_DLIB_ENGINE=opencv|onednn|onednn-bf16 overrides kAuto (bench, operations). kOneDnn fails
+  // with kUnavailable instead of falling back.
+  enum class Engine { kAuto, kOpenCv, kOneDnn };
+  Engine engine = Engine::kAuto;
+  bool bf16 = false;  // oneDNN only: bfloat16 inference (AMX where present); slightly different descriptors
 };
 
 class Embedder {
