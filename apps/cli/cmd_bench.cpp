@@ -2,6 +2,7 @@
 // face-api.js reference timings (scripts/reference/ timings.json) side by side when given.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -27,6 +28,8 @@ struct BenchArgs {
   bool json = false;
   bool no_end_to_end = false;
   std::string faceapi;
+  std::string engine;  // dlib ResNet engine: "" (auto), opencv, onednn
+  bool bf16 = false;
 };
 
 // Our stage -> the stage name in make_reference.js timings.json.
@@ -91,6 +94,14 @@ double load_average() {
 }
 
 int run_bench_cmd(const BenchArgs& a) {
+  // The descriptor engine reaches Embedder::create (EmbedderOptions::Engine::kAuto) through the variable
+  // that overrides kAuto (faceguard/embedder.hpp).
+  if (!a.engine.empty() || a.bf16) {
+    const std::string engine = a.engine.empty() ? "onednn" : a.engine;
+    if (a.bf16 && engine != "onednn")
+      return report(make_error(ErrorCode::kInvalidArgument, "--bf16 needs the onednn engine"), "bench");
+    ::setenv("FACEGUARD_DLIB_ENGINE", (engine + (a.bf16 ? "-bf16" : "")).c_str(), 1);
+  }
   auto images = expand_images(a);
   if (!images) return report(images.error(), "bench");
   nlohmann::json faceapi;
@@ -207,6 +218,9 @@ void setup_bench(CLI::App& app) {
   b->add_flag("--json", args->json, "print JSON instead of a table");
   b->add_flag("--no-end-to-end", args->no_end_to_end, "skip the whole-pipeline timing");
   b->add_option("--faceapi-timings", args->faceapi, "timings.json from scripts/reference/make_reference.js");
+  b->add_option("--engine", args->engine, "dlib ResNet engine for embed/*: opencv or onednn (default: auto)")
+      ->check(CLI::IsMember({"opencv", "onednn"}));
+  b->add_flag("--bf16", args->bf16, "embed/* on oneDNN in bfloat16 (AMX where present)");
   b->callback([args] { set_exit(run_bench_cmd(*args)); });
 }
 

@@ -13,11 +13,14 @@
 // bf16 = true stores activations and weights as bfloat16 (float accumulation; AMX tiles where the CPU has
 // them): faster, with a small, measured descriptor error (tests/model/dlib_resnet_dnnl_test.cpp).
 //
-// Threads. Debian builds oneDNN with the OpenMP runtime (libgomp; DNNL_CPU_RUNTIME == OMP in
-// dnnl_config.h), while OpenCV uses TBB. Each call sets omp_set_num_threads for its own duration and
-// restores the previous value: options.threads when > 0, otherwise cv::getNumThreads(), so that the
-// process-wide OpenCV setting the rest of the engine follows (e.g. `faceguard bench --threads`) applies
-// here too. Primitives are cached per (batch size, thread count).
+// Threads. Parallel over faces: a batch is cut into chunks of up to 8 faces that `threads` workers (the
+// caller and threads - 1 helpers) take in turn, each running oneDNN single-threaded. Debian builds
+// oneDNN on OpenMP (libgomp; DNNL_CPU_RUNTIME == OMP in dnnl_config.h), whose statically split parallel
+// regions waited at every primitive for a thread the shared 2-core machine had not scheduled (see
+// forward() in the .cpp); the workers set omp_set_num_threads(1) for their duration (restored after, so
+// other OpenMP users such as FAISS are unaffected). threads: options.threads when > 0, otherwise
+// cv::getNumThreads() at each call, so that the process-wide OpenCV setting the rest of the engine follows
+// (e.g. `faceguard bench --threads`) applies here too. A single face therefore runs on one core.
 //
 // Thread safety: one embedder per thread (like every Embedder).
 #pragma once
