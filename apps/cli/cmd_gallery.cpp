@@ -16,6 +16,8 @@
 
 #include "cli.hpp"
 #include "face_common.hpp"
+#include "policy_cli.hpp"
+#include "faceguard/compare.hpp"
 #include "faceguard/eval.hpp"
 #include "faceguard/gallery.hpp"
 #include "faceguard/image.hpp"
@@ -195,7 +197,8 @@ struct StageTimes {
 
 // Templates of one subject from its images; every image must hold exactly one face unless told which.
 Result<std::vector<TemplateInput>> templates_from_images(Pipeline& pipe, const std::vector<fs::path>& images,
-                                                         const EnrollArgs& a, StageTimes& t) {
+                                                         const EnrollArgs& a, const TemplateBinding& binding,
+                                                         StageTimes& t) {
   std::vector<TemplateInput> out;
   for (const auto& p : images) {
     Stopwatch sw;
@@ -217,9 +220,8 @@ Result<std::vector<TemplateInput>> templates_from_images(Pipeline& pipe, const s
     TemplateInput ti;
     ti.embedding = std::move(*e);
     ti.source_sha256 = sha256_of_file(p);
-    ti.consent_id = a.consent;
-    if (a.retain_days > 0)
-      ti.retain_until = static_cast<std::int64_t>(std::time(nullptr)) + static_cast<std::int64_t>(a.retain_days * 86400);
+    ti.consent_id = binding.consent_id;
+    if (binding.retain_until) ti.retain_until = binding.retain_until->time_since_epoch().count();
     out.push_back(std::move(ti));
   }
   return out;
@@ -271,11 +273,34 @@ int run_enroll(const EnrollArgs& a) {
                                                               " templates; this pipeline makes " +
                                                               (*pipe)->embedder().model_id()),
                   "gallery enroll");
+  // What every stored template carries: the consent of the request and the shortest of the policy's
+  // retention deadline, the consent's term and --retain-days (faceguard retention run erases it then).
+  TemplateBinding binding;
+  if (GateResult* gate = gate_result()) {
+    auto b = template_binding(gate->auth);
+    if (!b) return report(b.error(), "gallery enroll");
+    binding = std::move(*b);
+    // A consent covers one person: a folder of subjects, or a subject other than the consent's, is refused.
+    if (!binding.consent_id.empty())
+      for (const auto& j : jobs)
+        if (j.subject.subject_id != gate->auth.context.subject_id)
+          return report(make_error(ErrorCode::kPolicyDenied, "consent " + binding.consent_id + " covers subject '" +
+                                                                 gate->auth.context.subject_id + "', not '" +
+                                                                 j.subject.subject_id + "'"),
+                        "gallery enroll");
+  } else if (!a.consent.empty()) {
+    binding.consent_id = a.consent;
+  }
+  if (a.retain_days > 0) {
+    const TimePoint mine = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()) +
+                           std::chrono::seconds(static_cast<std::int64_t>(a.retain_days * 86400));
+    if (!binding.retain_until || mine < *binding.retain_until) binding.retain_until = mine;
+  }
   StageTimes t;
   Stopwatch total;
   int first_error = kExitOk, enrolled = 0;
   for (const auto& j : jobs) {
-    auto ts = templates_from_images(**pipe, j.images, a, t);
+    auto ts = templates_from_images(**pipe, j.images, a, binding, t);
     if (!ts) {
       const int code = report(ts.error(), "gallery enroll " + j.subject.subject_id + " (nothing enrolled for it)");
       if (first_error == kExitOk) first_error = code;
@@ -290,6 +315,13 @@ int run_enroll(const EnrollArgs& a) {
       continue;
     }
     ++enrolled;
+    if (GateResult* gate = gate_result()) {
+      nlohmann::json outcome{{"gallery", a.gallery}, {"subject_id", r->subject_id},
+                             {"templates", r->template_ids.size()}, {"consent_id", binding.consent_id}};
+      outcome["retain_until"] = binding.retain_until ? nlohmann::json(format_utc(*binding.retain_until)) : nlohmann::json(nullptr);
+      if (auto s = gate->session.guard().record_outcome(gate->auth, outcome.dump()); !s)
+        return report(s.error(), "gallery enroll " + r->subject_id + " (enrolled, but the audit record failed)");
+    }
     std::cout << "enrolled " << r->subject_id << ": " << r->template_ids.size() << " template(s)"
               << (r->created ? " (new subject)" : " (added to existing subject)") << "\n";
   }
@@ -344,10 +376,43 @@ int run_identify(const IdentifyArgs& a) {
     if (!r) return report(r.error(), "gallery identify");
     ids = std::move(*r);
   }
+  // The policy's obligations decide what may be shown: a minimum similarity, a top-k cap, a target list,
+  // human review (a match stays pending until named reviewers confirm it) and notices. Candidates under the
+  // gallery's open-set threshold are never matches; the rest go through the guard, which logs the result.
+  GateResult* gate = gate_result();
+  const std::string image_ref = sha256_of_file(a.image);
+  const Metric metric = metric_for((*g)->model_id());
+  const float model_threshold = default_threshold((*g)->model_id());
+  std::vector<GuardedResult> guarded(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    std::vector<MatchCandidate> cands;
+    for (const auto& c : ids[i].candidates) {
+      if (c.score < ids[i].threshold) continue;
+      const float distance = metric == Metric::kCosine ? 1.f - c.score : c.distance;
+      cands.push_back({c.subject_id, similarity_from_distance(distance, model_threshold, metric)});
+    }
+    if (!gate) {
+      for (const auto& c : cands) guarded[i].matches.push_back({"", c.subject_id, c.similarity, ReviewState::kNotRequired});
+      continue;
+    }
+    auto gr = gate->session.guard().apply(gate->auth, std::move(cands), image_ref);
+    if (!gr) return report(gr.error(), "gallery identify");
+    guarded[i] = std::move(*gr);
+  }
   nlohmann::json out{{"image", a.image}, {"faces", nlohmann::json::array()}};
+  if (gate) out["decision"] = nlohmann::json::parse(decision_to_json(gate->auth.decision));
   for (std::size_t i = 0; i < ids.size(); ++i) {
     const auto& f = (*faces)[i].face;
-    const auto& r = ids[i];
+    Identification r = ids[i];
+    const GuardedResult& gr = guarded[i];
+    // Only what the obligations let through is shown, in the guard's order (a pending match as such): runners-up
+    // below the threshold would leak who the face resembles, and a top-k cap or a target list must bind.
+    std::vector<Candidate> shown;
+    for (const auto& m : gr.matches)
+      for (const auto& c : r.candidates)
+        if (c.subject_id == m.subject_id) shown.push_back(c);
+    r.known = !shown.empty();
+    if (gate) r.candidates = std::move(shown);
     nlohmann::json fj{{"index", i},
                       {"box", {{"x", f.box.x}, {"y", f.box.y}, {"width", f.box.width}, {"height", f.box.height}}},
                       {"known", r.known},
@@ -355,10 +420,19 @@ int run_identify(const IdentifyArgs& a) {
                       {"threshold", r.threshold},
                       {"fmr", r.fmr >= 0 ? nlohmann::json(r.fmr) : nlohmann::json(nullptr)},
                       {"threshold_source", r.threshold_source},
-                      {"candidates", nlohmann::json::array()}};
+                      {"candidates", nlohmann::json::array()},
+                      {"matches", nlohmann::json::array()},
+                      {"notices", gr.notices}};
     for (const auto& c : r.candidates)
       fj["candidates"].push_back({{"subject_id", c.subject_id}, {"display_name", c.display_name}, {"score", c.score},
                                   {"distance", c.distance}, {"template_id", c.template_id}});
+    for (const auto& m : gr.matches)
+      fj["matches"].push_back({{"subject_id", m.subject_id}, {"similarity", m.similarity}, {"match_id", m.match_id},
+                               {"review", std::string(to_string(m.review))}});
+    if (gr.dropped_below_threshold + gr.dropped_by_top_k + gr.dropped_outside_targets > 0)
+      fj["withheld_by_policy"] = {{"below_min_similarity", gr.dropped_below_threshold},
+                                  {"over_top_k", gr.dropped_by_top_k},
+                                  {"outside_targets", gr.dropped_outside_targets}};
     out["faces"].push_back(std::move(fj));
     if (a.json) continue;
     std::cout << a.image << " face #" << i << " (box " << std::fixed << std::setprecision(0) << f.box.x << "," << f.box.y
@@ -372,6 +446,11 @@ int run_identify(const IdentifyArgs& a) {
     for (const auto& c : r.candidates)
       std::cout << "    " << std::setw(24) << std::left << c.subject_id << std::right << " score " << c.score
                 << "  distance " << c.distance << "\n";
+    for (const auto& m : gr.matches)
+      if (m.review != ReviewState::kNotRequired)
+        std::cout << "    match " << m.match_id << " (" << m.subject_id << "): review " << to_string(m.review)
+                  << " - not a result until confirmed with `faceguard audit review`\n";
+    for (const auto& n : gr.notices) std::cout << "    notice: " << n << "\n";
     std::cout.unsetf(std::ios::floatfield);
   }
   if (a.json) std::cout << out.dump(2) << "\n";

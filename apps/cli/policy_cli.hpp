@@ -79,4 +79,13 @@ inline Result<Authorization> cli_authorize(PolicySession& session, const PolicyC
   return session.guard().authorize(op, std::move(*ctx));
 }
 
+// The policy gate's decision for this run of a gated command (see policy_gate.cpp): the open session (its
+// guard records outcomes and applies obligations) and the authorisation. Null for an ungated command, and
+// before the gate ran. One command runs per process, so one slot suffices.
+struct GateResult {
+  PolicySession session;
+  Authorization auth;
+};
+GateResult* gate_result();
+
 }  // namespace faceguard::cli

@@ -57,7 +57,14 @@ bool has_option(CLI::App* sub, const std::string& name) {
   }
 }
 
+std::unique_ptr<GateResult>& gate_slot() {
+  static std::unique_ptr<GateResult> slot;
+  return slot;
+}
+
 }  // namespace
+
+GateResult* gate_result() { return gate_slot().get(); }
 
 // The demo's own deployment profile (profiles/demo.yaml): used by `faceguard demo` when none is given.
 std::filesystem::path demo_profile_path() {
@@ -91,8 +98,21 @@ void install_policy_gates(CLI::App& app) {
                 "names the rule. See docs/policy.md." +
                 (is_demo ? " Without a profile the demo uses profiles/demo.yaml." : ""));
     const Operation op = gate.op;
-    sub->parse_complete_callback([opts, op, what, is_demo] {
+    sub->parse_complete_callback([opts, op, what, is_demo, sub] {
       PolicyCliOptions o = *opts;
+      // A command's own --consent ID (gallery enroll) is part of the request context: the decision must see
+      // the consent the template will be bound to (the registry then supplies its fields).
+      if (has_option(sub, "--consent")) {
+        const auto* c = sub->get_option("--consent");
+        if (c->count() > 0 && !c->results().empty() && !c->results().front().empty())
+          o.set.push_back("consent.id=" + c->results().front());
+      }
+      // Likewise the data subject of an enrolment: a consent given by someone else then does not count.
+      if (has_option(sub, "--subject")) {
+        const auto* c = sub->get_option("--subject");
+        if (c->count() > 0 && !c->results().empty() && !c->results().front().empty())
+          o.set.push_back("subject.id=" + c->results().front());
+      }
       if (is_demo && o.profile.empty() && !std::getenv("FACEGUARD_PROFILE")) o.profile = demo_profile_path().string();
       auto session = open_policy_session(o, /*audit=*/true, /*consents=*/true);
       if (!session) throw CLI::RuntimeError(report(session.error(), what + ": policy"));
@@ -105,6 +125,7 @@ void install_policy_gates(CLI::App& app) {
         throw CLI::RuntimeError(code);
       }
       for (const auto& n : auth->obligations().notices) std::cerr << "faceguard: notice: " << n << "\n";
+      gate_slot() = std::make_unique<GateResult>(GateResult{std::move(*session), std::move(*auth)});
     });
   }
 }

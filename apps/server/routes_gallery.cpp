@@ -122,6 +122,10 @@ void register_gallery_routes(Service::State& st) {
                 images.push_back(std::move(*b));
               }
               if (images.empty()) return error_response(400, "invalid_argument", "no image to enrol");
+              // The consent the templates rest on and their erase-by deadline (shortest of the policy's
+              // retention and the consent's term); a required consent that is missing or lapsed is a 403.
+              auto binding = template_binding(auth);
+              if (!binding) return from_error(binding.error());
               GalleryRef gal = *g;
               return run_on_worker(st, [&](Pipeline& pipe) -> HttpResponse {
                 std::vector<TemplateInput> templates;
@@ -137,9 +141,8 @@ void register_gallery_routes(Service::State& st) {
                   TemplateInput t;
                   t.embedding = (*faces)[0].embedding;
                   t.source_sha256 = sha256_hex(images[i]);
-                  if (auth.obligations().retention_deadline)
-                    t.retain_until = auth.obligations().retention_deadline->time_since_epoch().count();
-                  if (auth.context.consent) t.consent_id = auth.context.consent->id;
+                  t.consent_id = binding->consent_id;
+                  if (binding->retain_until) t.retain_until = binding->retain_until->time_since_epoch().count();
                   templates.push_back(std::move(t));
                 }
                 SubjectInput subject{sid, body->value("display_name", sid), (*body).contains("metadata") ? (*body)["metadata"].dump() : "{}"};

@@ -252,6 +252,16 @@ struct GuardedResult {
 // similarity, caps top-k (best first), attaches notices, marks matches pending when review is required.
 GuardedResult apply_obligations(const Authorization& auth, std::vector<MatchCandidate> candidates);
 
+// What a template stored under an enrol authorisation must carry: the consent it was collected under and
+// its erase-by deadline. The deadline is the shortest of the decision's retention obligation and the end of
+// the consent's term (a template cannot outlive the consent it rests on). kPolicyDenied when the decision
+// requires consent and the request names none, or names one that is not in force at the capture time.
+struct TemplateBinding {
+  std::string consent_id;
+  std::optional<TimePoint> retain_until;
+};
+Result<TemplateBinding> template_binding(const Authorization& auth, std::optional<TimePoint> now = std::nullopt);
+
 // kPolicyDenied when liveness is required and was not shown to pass.
 Status enforce_liveness(const Obligations& obligations, std::optional<bool> liveness_passed);
 

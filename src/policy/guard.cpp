@@ -151,6 +151,29 @@ Status enforce_liveness(const Obligations& o, std::optional<bool> passed) {
                            : "the policy requires a liveness check and none was made");
 }
 
+Result<TemplateBinding> template_binding(const Authorization& auth, std::optional<TimePoint> now) {
+  TemplateBinding b;
+  const Obligations& o = auth.obligations();
+  b.retain_until = o.retention_deadline;
+  const auto& consent = auth.context.consent;
+  const TimePoint at = auth.context.capture_time ? auth.context.capture_time->utc
+                                                 : now.value_or(std::chrono::floor<std::chrono::seconds>(
+                                                       std::chrono::system_clock::now()));
+  if (consent && !consent->id.empty()) {
+    if (o.require_consent && !consent_active(*consent, at))
+      return make_error(ErrorCode::kPolicyDenied, "consent " + consent->id +
+                                                      " is not in force at the capture time (not signed yet, "
+                                                      "revoked or past its term); the policy requires consent");
+    b.consent_id = consent->id;
+    if (auto end = consent_expiry(*consent); end && (!b.retain_until || *end < *b.retain_until)) b.retain_until = end;
+  } else if (o.require_consent) {
+    return make_error(ErrorCode::kPolicyDenied,
+                      "the policy requires the template to be bound to a consent record and the request names "
+                      "none (set consent.id, e.g. --set consent.id=ID)");
+  }
+  return b;
+}
+
 PolicyGuard::PolicyGuard(const PolicyEngine& engine, AuditLog* audit, const ConsentRegistry* consents)
     : engine_(engine), audit_(audit), consents_(consents) {}
 
