@@ -127,13 +127,17 @@ TEST_F(EnrolPolicyTest, BipaEnrolmentIsBoundToItsConsentAndErasedWithIt) {
 
   // Identify applies the obligations and logs the result; the enrolled face is found in its own photo.
   auto id = run("gallery identify " + g + k + " " + photo.string() + " --json --set consent.id=rel-1");
-  if (id.rc == 0) {
+  ASSERT_EQ(id.rc, 0) << id.out << id.err;
+  {
     const json r = json::parse(id.out);
-    EXPECT_TRUE(r.contains("decision")) << id.out;
-    bool found = false;
-    for (const auto& f : r["faces"])
-      for (const auto& m : f["matches"]) found |= m["subject_id"] == "m-001";
-    EXPECT_TRUE(found) << id.out;
+    EXPECT_EQ(r["decision"]["effect"], "allow_with_obligations") << id.out;
+    int found = 0;
+    for (const auto& f : r["faces"]) {
+      for (const auto& m : f["matches"]) found += m["subject_id"] == "m-001";
+      // Only matches are shown: no runner-up below the threshold leaks who a stranger resembles.
+      EXPECT_EQ(f["candidates"].size(), f["matches"].size()) << f.dump();
+    }
+    EXPECT_EQ(found, 1) << id.out;
   }
 
   // Revoking the consent erases the templates it covered (crypto-shredding the subject).
