@@ -4,11 +4,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <exception>
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <string_view>
 
 #include <opencv2/core/utility.hpp>
 #include <opencv2/dnn.hpp>
@@ -268,7 +270,12 @@ class Bench {
         if (batch <= 1) {
           std::vector<float> row(out.ptr<float>(0), out.ptr<float>(0) + out.cols);
           const double d = max_abs_diff(row, templates_[0].values);
-          check("opencv-dnn/dlib-resnet equals embed()", d < 1e-4, "max |diff| " + fmt(d));
+          // bfloat16 (FACEGUARD_DLIB_ENGINE=onednn-bf16) keeps 8 mantissa bits: measured 1.8e-3, bound 2e-2 as in
+          // tests/model/dlib_resnet_dnnl_test.cpp; fp32 engines agree to rounding.
+          const char* eng = std::getenv("FACEGUARD_DLIB_ENGINE");
+          const bool bf16 = eng && std::string_view(eng).find("bf16") != std::string_view::npos;
+          check(bf16 ? "opencv-dnn/dlib-resnet within bf16 rounding of embed()" : "opencv-dnn/dlib-resnet equals embed()",
+                d < (bf16 ? 2e-2 : 1e-4), "max |diff| " + fmt(d));
         }
       }
       // BlazeFace back: the ONNX as shipped, NHWC input (MODELS.md), all four outputs.
