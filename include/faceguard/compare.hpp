@@ -26,7 +26,7 @@ struct CompareOptions {
 Result<Comparison> compare(const Embedding& a, const Embedding& b, const CompareOptions& options = {});
 
 // The model's calibrated distance threshold; < 0 for a model id this version does not know.
-// dlib: 0.6 (dlib's own). mobilefacenet: 0.5, PROVISIONAL until calibrated on LFW.
+// dlib: 0.6 (dlib's own). mobilefacenet: 0.6 cosine distance (calibrated on LFW View 1, src/pipeline/compare.cpp).
 float default_threshold(const std::string& model_id);
 
 // Which distance a model's templates are compared with: cosine (1 - cos) for ids starting with

@@ -17,8 +17,8 @@ constexpr int kVersion = 1;
 // dlib's 1:1 rule "same person if Euclidean distance < 0.6" (dlib face_recognition example; the same constant
 // as src/pipeline/compare.cpp). For unit vectors |a-b|^2 = 2 - 2cos, so d = 0.6 <=> cos = 1 - 0.18 = 0.82.
 constexpr float kDlibDistance = 0.6f;
-// MobileFaceNet's provisional cosine-distance threshold (src/pipeline/compare.cpp): cos = 1 - 0.5.
-constexpr float kMobileFaceNetCosineDistance = 0.5f;
+// MobileFaceNet's 1:1 cosine-distance threshold (src/pipeline/compare.cpp, from LFW View 1): cos = 1 - 0.6.
+constexpr float kMobileFaceNetCosineDistance = 0.6f;
 
 // The FMRs a calibration reports, where the impostor sample resolves them.
 constexpr double kFmrGrid[] = {1e-1, 5e-2, 2e-2, 1e-2, 5e-3, 2e-3, 1e-3, 5e-4, 2e-4, 1e-4, 5e-5, 2e-5, 1e-5, 1e-6};
@@ -88,7 +88,7 @@ ThresholdTable default_threshold_table(const std::string& model_id) {
     t.source = "uncalibrated: dlib's documented 1:1 threshold (Euclidean 0.6; cosine 0.82 for unit vectors)";
   } else if (starts_with(model_id, "mobilefacenet")) {
     thr = 1.f - kMobileFaceNetCosineDistance;
-    t.source = "uncalibrated: provisional MobileFaceNet threshold (cosine distance 0.5)";
+    t.source = "uncalibrated: MobileFaceNet 1:1 threshold from LFW View 1 (cosine distance 0.6)";
   } else {
     t.source = "uncalibrated: no threshold known for this model (cosine 0.5)";
   }

@@ -54,7 +54,7 @@ TEST(Compare, CosineForMobileFaceNetIgnoresScale) {
   auto c = compare(a, b);
   ASSERT_TRUE(c);
   EXPECT_NEAR(c->distance, 0.f, 1e-6);
-  EXPECT_FLOAT_EQ(c->threshold, 0.5f);
+  EXPECT_FLOAT_EQ(c->threshold, 0.6f);
   EXPECT_TRUE(c->same);
 
   auto neg = a;
@@ -77,7 +77,7 @@ TEST(Compare, MetricFollowsModelId) {
   EXPECT_EQ(metric_for(kMfn), Metric::kCosine);
   EXPECT_EQ(to_string(Metric::kCosine), "cosine");
   EXPECT_FLOAT_EQ(default_threshold(kDlib), 0.6f);
-  EXPECT_FLOAT_EQ(default_threshold(kMfn), 0.5f);
+  EXPECT_FLOAT_EQ(default_threshold(kMfn), 0.6f);
   EXPECT_LT(default_threshold("someone-elses-model"), 0.f);
 }
 
