@@ -7,6 +7,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "embed/chip_prep.hpp"
 #include "model/net_builder.hpp"
 
 namespace faceguard::embed {
@@ -105,25 +106,6 @@ class ResNetBuilder {
   int size_ = 0;  // current spatial side
 };
 
-// Converts a chip to what face-api feeds the net: 3-channel (8-bit or float 0..255) at 150 x 150. Other sizes are padded
-// to a centred square and resized as NetInput.toBatchTensor(150, true) does (TF bilinear, float).
-Result<cv::Mat> prepare_chip(const cv::Mat& chip, std::size_t index) {
-  const std::string where = "chip " + std::to_string(index);
-  if (chip.empty()) return make_error(ErrorCode::kInvalidArgument, where + " is empty");
-  // 8-bit chips, or float chips in 0..255 (align(kAxisCrop) keeps face-api's unrounded float chip).
-  if (chip.depth() != CV_8U && chip.depth() != CV_32F)
-    return make_error(ErrorCode::kInvalidArgument, where + " is neither 8-bit nor float");
-  cv::Mat bgr;
-  switch (chip.channels()) {
-    case 3: bgr = chip; break;
-    case 1: cv::cvtColor(chip, bgr, cv::COLOR_GRAY2BGR); break;
-    case 4: cv::cvtColor(chip, bgr, cv::COLOR_BGRA2BGR); break;
-    default: return make_error(ErrorCode::kInvalidArgument, where + " has " + std::to_string(chip.channels()) + " channels");
-  }
-  if (bgr.rows == kDlibChipSize && bgr.cols == kDlibChipSize) return bgr;
-  cv::Mat square = model::pad_to_square_tf(bgr, /*centred=*/true);
-  return model::resize_bilinear_tf(square, {kDlibChipSize, kDlibChipSize});
-}
 
 class DlibResNetEmbedder final : public Embedder {
  public:
@@ -141,7 +123,7 @@ class DlibResNetEmbedder final : public Embedder {
     std::vector<cv::Mat> prepared;
     prepared.reserve(chips.size());
     for (std::size_t i = 0; i < chips.size(); ++i) {
-      FG_ASSIGN_OR_RETURN(cv::Mat m, prepare_chip(chips[i], i));
+      FG_ASSIGN_OR_RETURN(cv::Mat m, prepare_dlib_chip(chips[i], i));
       prepared.push_back(std::move(m));
     }
     std::vector<Embedding> out;

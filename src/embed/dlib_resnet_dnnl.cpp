@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "embed/chip_prep.hpp"
 #include "embed/dlib_resnet.hpp"
 
 namespace faceguard::embed {
@@ -153,24 +154,6 @@ NetDef load_net(const model::WeightMap& w, int input_size) {
   return d;
 }
 
-// Same conversion as the OpenCV path (dlib_resnet.cpp prepare_chip): 3-channel 8-bit or float 0..255 at
-// 150 x 150; other sizes padded to a centred square and resized like NetInput.toBatchTensor(150, true).
-Result<cv::Mat> prepare_chip(const cv::Mat& chip, std::size_t index) {
-  const std::string where = "chip " + std::to_string(index);
-  if (chip.empty()) return make_error(ErrorCode::kInvalidArgument, where + " is empty");
-  if (chip.depth() != CV_8U && chip.depth() != CV_32F)
-    return make_error(ErrorCode::kInvalidArgument, where + " is neither 8-bit nor float");
-  cv::Mat bgr;
-  switch (chip.channels()) {
-    case 3: bgr = chip; break;
-    case 1: cv::cvtColor(chip, bgr, cv::COLOR_GRAY2BGR); break;
-    case 4: cv::cvtColor(chip, bgr, cv::COLOR_BGRA2BGR); break;
-    default: return make_error(ErrorCode::kInvalidArgument, where + " has " + std::to_string(chip.channels()) + " channels");
-  }
-  if (bgr.rows == kDlibChipSize && bgr.cols == kDlibChipSize) return bgr;
-  cv::Mat square = model::pad_to_square_tf(bgr, /*centred=*/true);
-  return model::resize_bilinear_tf(square, {kDlibChipSize, kDlibChipSize});
-}
 
 // omp_set_num_threads for one scope (oneDNN runs its parallel regions on the calling thread's OpenMP
 // team); the previous value is restored so that other OpenMP users (FAISS) are unaffected.
@@ -473,7 +456,7 @@ struct Worker {
 // Faces per forward for one worker: with several threads, about two chunks per thread so that a thread
 // the (shared) machine does not schedule holds up little of the batch.
 int chunk_size(std::size_t faces, int threads) {
-  if (threads <= 1) return static_cast<int>(std::min<std::size_t>(faces, kMaxForwardBatch));
+  if (threads <= 1) return static_cast<int>(std::clamp<std::size_t>(faces, 1, kMaxForwardBatch));
   const std::size_t per = (faces + 2 * static_cast<std::size_t>(threads) - 1) / (2 * static_cast<std::size_t>(threads));
   return static_cast<int>(std::clamp<std::size_t>(per, 1, kMaxForwardBatch));
 }
@@ -499,10 +482,11 @@ class DnnlResNetEmbedder final : public Embedder {
 
   Result<std::vector<Embedding>> embed_batch(std::span<const cv::Mat> chips) override {
     if (delegate_) return delegate_->embed_batch(chips);
+    if (chips.empty()) return std::vector<Embedding>{};  // (and no chunk of size 0 below)
     std::vector<cv::Mat> prepared;
     prepared.reserve(chips.size());
     for (std::size_t i = 0; i < chips.size(); ++i) {
-      FG_ASSIGN_OR_RETURN(cv::Mat m, prepare_chip(chips[i], i));
+      FG_ASSIGN_OR_RETURN(cv::Mat m, prepare_dlib_chip(chips[i], i));
       prepared.push_back(std::move(m));
     }
     std::vector<float> result(prepared.size() * kDlibDescriptorSize);

@@ -9,6 +9,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "embed/chip_prep.hpp"
 #include "model/net_builder.hpp"
 
 namespace faceguard::embed {
@@ -358,18 +359,7 @@ Result<cv::dnn::Net> build_tflite_net(const model::tflite::Graph& graph) {
 }
 
 Result<cv::Mat> prepare_mobilefacenet_chip(const cv::Mat& chip, std::size_t index) {
-  const std::string where = "chip " + std::to_string(index);
-  if (chip.empty()) return make_error(ErrorCode::kInvalidArgument, where + " is empty");
-  if (chip.depth() != CV_8U && chip.depth() != CV_32F)
-    return make_error(ErrorCode::kInvalidArgument, where + " is neither 8-bit nor float");
-  cv::Mat bgr;
-  switch (chip.channels()) {
-    case 3: bgr = chip; break;
-    case 1: cv::cvtColor(chip, bgr, cv::COLOR_GRAY2BGR); break;
-    case 4: cv::cvtColor(chip, bgr, cv::COLOR_BGRA2BGR); break;
-    default:
-      return make_error(ErrorCode::kInvalidArgument, where + " has " + std::to_string(chip.channels()) + " channels");
-  }
+  FG_ASSIGN_OR_RETURN(cv::Mat bgr, chip_to_bgr(chip, index));
   if (bgr.rows == kMobileFaceNetChipSize && bgr.cols == kMobileFaceNetChipSize) return bgr;
   cv::Mat resized;
   const bool shrink = bgr.rows > kMobileFaceNetChipSize || bgr.cols > kMobileFaceNetChipSize;

@@ -207,6 +207,10 @@ TEST_F(DlibResNetDnnlTest, EngineChoiceAndBadInputs) {
     // Bad chips are values, not exceptions, on every engine.
     EXPECT_EQ((*e)->embed(cv::Mat()).error().code, ErrorCode::kInvalidArgument);
     EXPECT_EQ((*e)->embed(cv::Mat(150, 150, CV_16UC3)).error().code, ErrorCode::kInvalidArgument);
+    // An empty batch is an empty answer (one thread once divided by a chunk of size 0 here: SIGFPE).
+    auto none = (*e)->embed_batch({});
+    ASSERT_TRUE(none) << none.error().message;
+    EXPECT_TRUE(none->empty());
   }
   // The environment override is checked, not guessed.
   ::setenv("FACEGUARD_DLIB_ENGINE", "cuda", 1);
