@@ -4,6 +4,8 @@
 // audit trail first. Missing context (no deployment profile, no jurisdiction...) is a denial, never an allow.
 #include <map>
 #include <memory>
+#include <string>
+#include <utility>
 
 #include "cli.hpp"
 #include "policy_cli.hpp"
@@ -100,18 +102,14 @@ void install_policy_gates(CLI::App& app) {
     const Operation op = gate.op;
     sub->parse_complete_callback([opts, op, what, is_demo, sub] {
       PolicyCliOptions o = *opts;
-      // A command's own --consent ID (gallery enroll) is part of the request context: the decision must see
-      // the consent the template will be bound to (the registry then supplies its fields).
-      if (has_option(sub, "--consent")) {
-        const auto* c = sub->get_option("--consent");
+      // A command's own --consent ID and --subject S (gallery enroll) are part of the request context: the
+      // decision must see the consent the template will be bound to (the registry then supplies its fields)
+      // and whose it is, so that a consent given by someone else does not count.
+      for (const auto& [flag, field] : {std::pair{"--consent", "consent.id"}, std::pair{"--subject", "subject.id"}}) {
+        if (!has_option(sub, flag)) continue;
+        const auto* c = sub->get_option(flag);
         if (c->count() > 0 && !c->results().empty() && !c->results().front().empty())
-          o.set.push_back("consent.id=" + c->results().front());
-      }
-      // Likewise the data subject of an enrolment: a consent given by someone else then does not count.
-      if (has_option(sub, "--subject")) {
-        const auto* c = sub->get_option("--subject");
-        if (c->count() > 0 && !c->results().empty() && !c->results().front().empty())
-          o.set.push_back("subject.id=" + c->results().front());
+          o.set.push_back(std::string(field) + "=" + c->results().front());
       }
       if (is_demo && o.profile.empty() && !std::getenv("FACEGUARD_PROFILE")) o.profile = demo_profile_path().string();
       auto session = open_policy_session(o, /*audit=*/true, /*consents=*/true);

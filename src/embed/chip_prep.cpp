@@ -34,4 +34,14 @@ Result<cv::Mat> prepare_dlib_chip(const cv::Mat& chip, std::size_t index) {
   return model::resize_bilinear_tf(square, {kDlibChipSize, kDlibChipSize});
 }
 
+Result<std::vector<cv::Mat>> prepare_chips(std::span<const cv::Mat> chips, ChipPreparer prepare) {
+  std::vector<cv::Mat> prepared;
+  prepared.reserve(chips.size());
+  for (std::size_t i = 0; i < chips.size(); ++i) {
+    FG_ASSIGN_OR_RETURN(cv::Mat m, prepare(chips[i], i));
+    prepared.push_back(std::move(m));
+  }
+  return prepared;
+}
+
 }  // namespace faceguard::embed

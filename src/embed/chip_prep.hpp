@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
+#include <vector>
 
 #include <opencv2/core.hpp>
 
@@ -17,5 +19,9 @@ Result<cv::Mat> chip_to_bgr(const cv::Mat& chip, std::size_t index);
 // What face-api feeds its recognition net: the 3-channel chip at 150 x 150; other sizes are padded to a centred
 // square and resized as NetInput.toBatchTensor(150, true) does (TF bilinear, float).
 Result<cv::Mat> prepare_dlib_chip(const cv::Mat& chip, std::size_t index);
+
+// Every chip of a batch through one of the preparations above; the first failure names its chip.
+using ChipPreparer = Result<cv::Mat> (*)(const cv::Mat& chip, std::size_t index);
+Result<std::vector<cv::Mat>> prepare_chips(std::span<const cv::Mat> chips, ChipPreparer prepare);
 
 }  // namespace faceguard::embed

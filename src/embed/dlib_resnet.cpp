@@ -106,7 +106,6 @@ class ResNetBuilder {
   int size_ = 0;  // current spatial side
 };
 
-
 class DlibResNetEmbedder final : public Embedder {
  public:
   DlibResNetEmbedder(cv::dnn::Net net, int threads) : net_(std::move(net)), threads_(threads) {}
@@ -120,12 +119,7 @@ class DlibResNetEmbedder final : public Embedder {
   }
 
   Result<std::vector<Embedding>> embed_batch(std::span<const cv::Mat> chips) override {
-    std::vector<cv::Mat> prepared;
-    prepared.reserve(chips.size());
-    for (std::size_t i = 0; i < chips.size(); ++i) {
-      FG_ASSIGN_OR_RETURN(cv::Mat m, prepare_dlib_chip(chips[i], i));
-      prepared.push_back(std::move(m));
-    }
+    FG_ASSIGN_OR_RETURN(std::vector<cv::Mat> prepared, prepare_chips(chips, prepare_dlib_chip));
     std::vector<Embedding> out;
     out.reserve(chips.size());
     try {

@@ -483,12 +483,7 @@ class DnnlResNetEmbedder final : public Embedder {
   Result<std::vector<Embedding>> embed_batch(std::span<const cv::Mat> chips) override {
     if (delegate_) return delegate_->embed_batch(chips);
     if (chips.empty()) return std::vector<Embedding>{};  // (and no chunk of size 0 below)
-    std::vector<cv::Mat> prepared;
-    prepared.reserve(chips.size());
-    for (std::size_t i = 0; i < chips.size(); ++i) {
-      FG_ASSIGN_OR_RETURN(cv::Mat m, prepare_dlib_chip(chips[i], i));
-      prepared.push_back(std::move(m));
-    }
+    FG_ASSIGN_OR_RETURN(std::vector<cv::Mat> prepared, prepare_chips(chips, prepare_dlib_chip));
     std::vector<float> result(prepared.size() * kDlibDescriptorSize);
     std::string failure = forward(prepared, result);
     if (failure.empty()) {

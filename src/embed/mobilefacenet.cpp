@@ -309,12 +309,7 @@ class MobileFaceNetEmbedder final : public Embedder {
   }
 
   Result<std::vector<Embedding>> embed_batch(std::span<const cv::Mat> chips) override {
-    std::vector<cv::Mat> prepared;
-    prepared.reserve(chips.size());
-    for (std::size_t i = 0; i < chips.size(); ++i) {
-      FG_ASSIGN_OR_RETURN(cv::Mat m, prepare_mobilefacenet_chip(chips[i], i));
-      prepared.push_back(std::move(m));
-    }
+    FG_ASSIGN_OR_RETURN(std::vector<cv::Mat> prepared, prepare_chips(chips, prepare_mobilefacenet_chip));
     std::vector<Embedding> out;
     out.reserve(chips.size());
     try {
