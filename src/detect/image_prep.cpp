@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include <opencv2/imgproc.hpp>
@@ -61,6 +62,43 @@ std::vector<AxisTap> axis_taps(int in_size, int out_size) {
     taps[static_cast<std::size_t>(i)] = {lo, std::min(in_size - 1, static_cast<int>(std::ceil(src))), src - lo};
   }
   return taps;
+}
+
+// k x k block mean of an 8-bit 3-channel image (the top-left k*floor(w/k) x k*floor(h/k) pixels), equal to
+// cv::resize(..., INTER_AREA) at an integer factor: the same sum and the same rounding
+// (saturate_cast<uchar>(sum * (1.f / (k * k))), OpenCV's resizeAreaFast). Separable: k source rows are
+// summed into one 16-bit row (vectorised by the compiler), then k pixels of it; OpenCV's generic
+// integer-factor path gathers k*k pixels per output through an offset table, 4 ms for 1920 px at k = 7
+// where this takes well under 1. k <= 16 keeps the 16-bit sums from overflowing (16 * 16 * 255 < 65536).
+constexpr int kMaxFastBlock = 16;
+
+void block_mean(const cv::Mat& src, int k, cv::Mat& dst) {
+  const int ow = src.cols / k, oh = src.rows / k;
+  const std::size_t row = static_cast<std::size_t>(ow) * static_cast<std::size_t>(k) * 3;
+  dst.create(oh, ow, CV_8UC3);
+  std::vector<std::uint16_t> acc(row);
+  const float scale = 1.f / static_cast<float>(k * k);
+  for (int y = 0; y < oh; ++y) {
+    const std::uint8_t* first = src.ptr<std::uint8_t>(y * k);
+    std::uint16_t* a = acc.data();
+    for (std::size_t i = 0; i < row; ++i) a[i] = first[i];
+    for (int j = 1; j < k; ++j) {
+      const std::uint8_t* r = src.ptr<std::uint8_t>(y * k + j);
+      for (std::size_t i = 0; i < row; ++i) a[i] = static_cast<std::uint16_t>(a[i] + r[i]);
+    }
+    std::uint8_t* d = dst.ptr<std::uint8_t>(y);
+    for (int x = 0; x < ow; ++x, a += 3 * k, d += 3) {
+      int s0 = 0, s1 = 0, s2 = 0;
+      for (int j = 0; j < 3 * k; j += 3) {
+        s0 += a[j];
+        s1 += a[j + 1];
+        s2 += a[j + 2];
+      }
+      d[0] = cv::saturate_cast<std::uint8_t>(static_cast<float>(s0) * scale);
+      d[1] = cv::saturate_cast<std::uint8_t>(static_cast<float>(s1) * scale);
+      d[2] = cv::saturate_cast<std::uint8_t>(static_cast<float>(s2) * scale);
+    }
+  }
 }
 
 }  // namespace
@@ -129,8 +167,13 @@ cv::Mat letterbox_rgb(const cv::Mat& bgr, const Letterbox& lb) {
   cv::Mat src = bgr;
   if (lb.block > 1) {
     // Block mean first: plain bilinear taps on a 7x shrink would alias badly.
-    const double f = 1.0 / lb.block;
-    cv::resize(bgr(cv::Rect(0, 0, lb.used_width, lb.used_height)), src, cv::Size(), f, f, cv::INTER_AREA);
+    const cv::Mat used = bgr(cv::Rect(0, 0, lb.used_width, lb.used_height));
+    if (lb.block <= kMaxFastBlock) {
+      block_mean(used, lb.block, src);
+    } else {
+      const double f = 1.0 / lb.block;
+      cv::resize(used, src, cv::Size(), f, f, cv::INTER_AREA);
+    }
   }
   cv::Mat scaled;
   if (src.cols == lb.scaled_width && src.rows == lb.scaled_height) {
