@@ -64,7 +64,8 @@ Result<IndexKind> parse_index(const std::string& s) {
   if (s == "flat") return IndexKind::kFlat;
   if (s == "scan8") return IndexKind::kScan8;
   if (s == "hnsw") return IndexKind::kHnsw;
-  return make_error(ErrorCode::kInvalidArgument, "--index must be auto, flat, scan8 or hnsw");
+  if (s == "ivf") return IndexKind::kIvf;
+  return make_error(ErrorCode::kInvalidArgument, "--index must be auto, flat, scan8, hnsw or ivf");
 }
 
 std::string iso_time(std::int64_t t) {
@@ -693,7 +694,7 @@ void setup_gallery(CLI::App& app) {
     s->add_option("--fmr", a->fmr, "target false-match rate per comparison; the threshold comes from the "
                                    "gallery's calibration")->check(CLI::Range(1e-9, 0.5));
     s->add_option("--threshold", a->threshold, "cosine threshold (overrides --fmr)");
-    s->add_option("--index", a->index, "auto, flat, scan8 or hnsw");
+    s->add_option("--index", a->index, "auto, flat, scan8, hnsw or ivf");
     s->add_flag("--json", a->json, "print JSON");
     add_model_options(s, a->model, true);
     s->callback([a] { set_exit(run_identify(*a)); });
@@ -765,7 +766,7 @@ void setup_gallery(CLI::App& app) {
     auto* s = g->add_subcommand("stats", "counts, sizes, index kind, open time");
     s->add_option("gallery", a->gallery, "gallery file")->required();
     add_key_options(s, a->key);
-    s->add_option("--index", a->index, "auto, flat, scan8 or hnsw (to time their open)");
+    s->add_option("--index", a->index, "auto, flat, scan8, hnsw or ivf (to time their open)");
     s->add_flag("--json", a->json, "print JSON");
     s->callback([a] { set_exit(run_stats(a->gallery, a->key, a->json, a->index)); });
   }

@@ -71,6 +71,7 @@ enum class IndexKind {
   kFlat,   // FAISS exact inner-product scan (float32)
   kScan8,  // exhaustive 8-bit scalar-quantized scan, best candidates re-ranked exactly in float32
   kHnsw,   // FAISS IndexHNSWFlat (approximate; built on open, which takes a while at 1M)
+  kIvf,    // inverted lists (FAISS k-means, ~4 sqrt(n) lists) of 8-bit codes, re-ranked exactly (approximate)
 };
 std::string_view to_string(IndexKind kind);
 
@@ -86,6 +87,9 @@ struct GalleryOptions {
   int hnsw_m = 32;                   // FAISS HNSW graph degree
   int hnsw_ef_construction = 80;
   int hnsw_ef_search = 128;
+  std::size_t ivf_above = 0;         // kAuto switches to kIvf above this many templates; 0: never
+  std::size_t ivf_nlist = 0;         // kIvf lists; 0: ~4 sqrt(templates), retrained as the gallery grows 4x
+  std::size_t ivf_nprobe = 0;        // kIvf lists probed per query; 0: 15% of the lists (at least 16)
   int busy_timeout_ms = 5000;        // how long a writer waits for another process's write to finish
   std::uint64_t max_bytes = 0;       // >0: refuse to grow the gallery file beyond this (quota); kIoError
   int threads = 0;                   // search threads; 0: hardware concurrency

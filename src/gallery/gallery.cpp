@@ -27,6 +27,7 @@ std::string_view to_string(IndexKind kind) {
     case IndexKind::kFlat: return "flat";
     case IndexKind::kScan8: return "scan8";
     case IndexKind::kHnsw: return "hnsw";
+    case IndexKind::kIvf: return "ivf";
   }
   return "auto";
 }
@@ -106,6 +107,9 @@ Result<std::unique_ptr<Gallery>> Gallery::open(const fs::path& path, const Galle
     cfg.hnsw_m = options.hnsw_m;
     cfg.hnsw_ef_construction = options.hnsw_ef_construction;
     cfg.hnsw_ef_search = options.hnsw_ef_search;
+    cfg.ivf_above = options.ivf_above;
+    cfg.ivf_nlist = options.ivf_nlist;
+    cfg.ivf_nprobe = options.ivf_nprobe;
     cfg.threads = options.threads;
     impl->index = std::make_unique<gallery::TemplateIndex>(impl->store->dim(), cfg);
     FG_ASSIGN_OR_RETURN(StoreDelta d, impl->store->read_changes());

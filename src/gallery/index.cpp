@@ -12,6 +12,7 @@
 #include <queue>
 #include <thread>
 
+#include "gallery/ivf.hpp"
 #include "gallery/scan8.hpp"
 
 namespace faceguard::gallery {
@@ -34,6 +35,11 @@ constexpr std::size_t kBlockRows = 4096;
 constexpr std::size_t kParallelRows = 32'768;
 // The HNSW graph is rebuilt when more than this fraction of its nodes are deleted.
 constexpr double kHnswDeadFraction = 0.2;
+// kIvf default nprobe = kIvfProbeScale * nlist^(2/3), at least kIvfMinProbe. On the face-shaped gallery of
+// gallery_bench, recall@10 0.99 took ~300 of 1,264 lists at 100k and ~650 of 4,000 at 1M (docs/gallery.md):
+// the fraction to probe falls as the gallery grows, about as nlist^(-1/3).
+constexpr double kIvfProbeScale = 2.7;
+constexpr std::size_t kIvfMinProbe = 16;
 
 float dot(const float* a, const float* b, int d) {
   float s = 0.f;
@@ -59,6 +65,7 @@ TemplateIndex::~TemplateIndex() = default;
 
 IndexKind TemplateIndex::active_kind() const {
   if (config_.kind != IndexKind::kAuto) return config_.kind;
+  if (config_.ivf_above > 0 && ids_.size() > config_.ivf_above) return IndexKind::kIvf;
   return ids_.size() > config_.scan8_above ? IndexKind::kScan8 : IndexKind::kFlat;
 }
 
@@ -89,6 +96,7 @@ bool TemplateIndex::add(std::int64_t id, std::span<const float> raw) {
       ++hnsw_live_;
     }
   }
+  if (ivf_) ivf_->add(id, rows_.data() + row * dim_);
   return true;
 }
 
@@ -122,6 +130,7 @@ void TemplateIndex::remove(std::int64_t id) {
     --hnsw_live_;
     if (hnsw_dead_.size() > kHnswDeadFraction * static_cast<double>(hnsw_ids_.size())) hnsw_.reset();
   }
+  if (ivf_) ivf_->remove(id);
 }
 
 void TemplateIndex::encode_row(std::size_t row) {
@@ -148,10 +157,26 @@ void TemplateIndex::build_hnsw() {
   hnsw_ = std::move(h);
 }
 
+void TemplateIndex::build_ivf() {
+  ivf_.reset();
+  if (ids_.empty()) return;
+  ivf_ = std::make_unique<IvfLists>(dim_, rows_.data(), ids_.data(), ids_.size(), config_.ivf_nlist, config_.ivf_seed,
+                                    thread_count(config_.threads));
+}
+
+bool TemplateIndex::ivf_retrain_due() const {
+  if (!ivf_) return !ids_.empty();
+  // Trained for t rows: retrain at 4t (the ~4 sqrt(n) list count is then half what it should be, lists twice
+  // as long) or at t/4 (lists half as long as planned).
+  const std::size_t t = ivf_->trained_rows(), n = ids_.size();
+  return n > 4 * t || 4 * n < t;
+}
+
 bool TemplateIndex::needs_prepare() const {
   switch (active_kind()) {
     case IndexKind::kScan8: return !codes_ready_;
     case IndexKind::kHnsw: return !hnsw_;
+    case IndexKind::kIvf: return ivf_retrain_due();
     default: return false;
   }
 }
@@ -163,6 +188,9 @@ void TemplateIndex::prepare() {
       break;
     case IndexKind::kHnsw:
       if (!hnsw_) build_hnsw();
+      break;
+    case IndexKind::kIvf:
+      if (ivf_retrain_due()) build_ivf();
       break;
     default: break;
   }
@@ -180,6 +208,7 @@ std::vector<std::vector<Hit>> TemplateIndex::search_with(IndexKind kind, const f
   // A kind whose structure is not built falls back to the exact scan rather than answering wrongly.
   if (kind == IndexKind::kScan8 && codes_ready_) return search_scan8(queries, nq, n);
   if (kind == IndexKind::kHnsw && hnsw_) return search_hnsw(queries, nq, n);
+  if (kind == IndexKind::kIvf && ivf_) return search_ivf(queries, nq, n);
   return search_flat(queries, nq, n);
 }
 
@@ -288,6 +317,60 @@ std::vector<std::vector<Hit>> TemplateIndex::search_hnsw(const float* q, std::si
   return out;
 }
 
+std::size_t default_ivf_nprobe(std::size_t nlist) {
+  const auto p = static_cast<std::size_t>(std::ceil(kIvfProbeScale * std::cbrt(static_cast<double>(nlist) * nlist)));
+  return std::min(nlist, std::max(kIvfMinProbe, p));
+}
+
+std::size_t TemplateIndex::ivf_nlist() const { return ivf_ ? ivf_->nlist() : 0; }
+std::size_t TemplateIndex::ivf_trained_rows() const { return ivf_ ? ivf_->trained_rows() : 0; }
+std::size_t TemplateIndex::ivf_nprobe() const {
+  return config_.ivf_nprobe > 0 ? config_.ivf_nprobe : default_ivf_nprobe(ivf_nlist());
+}
+
+std::vector<Hit> TemplateIndex::search_ivf_nprobe(const float* query, std::size_t n, std::size_t nprobe) const {
+  n = std::min(n, ids_.size());
+  if (!ivf_ || n == 0) return {};
+  return search_ivf(query, 1, n, nprobe).front();
+}
+
+std::vector<std::vector<Hit>> TemplateIndex::search_ivf(const float* q, std::size_t nq, std::size_t n,
+                                                        std::size_t nprobe) const {
+  if (nprobe == 0) nprobe = ivf_nprobe();
+  const std::size_t keep = std::max(n * static_cast<std::size_t>(config_.rerank_factor), kMinRerank);
+  std::vector<std::vector<Hit>> out(nq);
+  int list_threads = 1;
+  auto one = [&](std::size_t qi, Scan8Query& sq) {
+    const float* qv = q + qi * dim_;
+    scan8_prepare_query(qv, dim_, stride_, &sq);
+    auto cand = ivf_->search(qv, sq, nprobe, keep, n, list_threads);
+    // Exact re-rank in float32 of the best approximate candidates.
+    std::vector<Hit> hits;
+    hits.reserve(cand.size());
+    for (const auto& c : cand) {
+      auto it = slot_.find(c.id);
+      if (it != slot_.end()) hits.push_back(Hit{c.id, dot(qv, rows_.data() + it->second * dim_, dim_)});
+    }
+    const std::size_t m = std::min(n, hits.size());
+    std::partial_sort(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(m), hits.end(),
+                      [](const Hit& a, const Hit& b) { return a.score > b.score; });
+    hits.resize(m);
+    out[qi] = std::move(hits);
+  };
+  // A batch is split over the threads by query; one query splits its lists over them.
+  const int threads = nq < 2 ? 1 : std::min<int>(thread_count(config_.threads), static_cast<int>(nq));
+  list_threads = nq < 2 ? thread_count(config_.threads) : 1;
+  auto work = [&](int t) {
+    auto sq = std::make_unique<Scan8Query>();
+    for (std::size_t qi = static_cast<std::size_t>(t); qi < nq; qi += static_cast<std::size_t>(threads)) one(qi, *sq);
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
+  work(0);
+  for (auto& th : pool) th.join();
+  return out;
+}
+
 float TemplateIndex::raw_norm(std::int64_t id) const {
   auto it = slot_.find(id);
   return it == slot_.end() ? 0.f : norms_[it->second];
@@ -301,6 +384,7 @@ const float* TemplateIndex::row(std::int64_t id) const {
 std::size_t TemplateIndex::memory_bytes() const {
   std::size_t b = rows_.capacity() * sizeof(float) + ids_.capacity() * 8 + norms_.capacity() * 4 +
                   slot_.size() * 32 + codes_.capacity() + scales_.capacity() * 4 + sums_.capacity() * 4;
+  if (ivf_) b += ivf_->memory_bytes();
   if (hnsw_) b += hnsw_ids_.size() * (8 + static_cast<std::size_t>(dim_) * 4 + static_cast<std::size_t>(config_.hnsw_m) * 2 * 4);
   return b;
 }

@@ -10,6 +10,10 @@
 //           max(rerank_factor * n, kMinRerank) candidates from the float rows
 //   kHnsw : faiss::IndexHNSWFlat over its own copy, built lazily; deletions are tombstones filtered from the
 //           results, and the graph is rebuilt when more than a fifth of it is tombstones
+//   kIvf  : inverted lists of int8 codes (ivf.hpp) over k-means centroids, built lazily; the best
+//           max(rerank_factor * n, kMinRerank) candidates of the nprobe nearest lists are re-ranked exactly from
+//           the float rows. Kept in step with add/remove (no tombstones); retrained by prepare() when the size
+//           has grown or shrunk 4x from the size it was trained at (the ~4 sqrt(n) list count is then 2x off)
 // Thread safety: search() and the accessors may run concurrently; add/remove/prepare need exclusive access.
 #pragma once
 
@@ -28,15 +32,24 @@ struct IndexHNSWFlat;
 
 namespace faceguard::gallery {
 
+class IvfLists;
+
 struct IndexConfig {
   IndexKind kind = IndexKind::kAuto;
   std::size_t scan8_above = 100'000;
+  std::size_t ivf_above = 0;  // kAuto: kIvf above this many templates; 0: never (see docs/gallery.md)
   int hnsw_m = 32;
   int hnsw_ef_construction = 80;
   int hnsw_ef_search = 128;
   int threads = 0;
-  int rerank_factor = 8;  // kScan8: exact re-rank of rerank_factor * n candidates (at least kMinRerank)
+  int rerank_factor = 8;  // kScan8, kIvf: exact re-rank of rerank_factor * n candidates (at least kMinRerank)
+  std::size_t ivf_nlist = 0;  // kIvf lists; 0: ~4 sqrt(n) (IvfLists::nlist_for)
+  std::size_t ivf_nprobe = 0;  // kIvf lists probed per query; 0: default_ivf_nprobe(nlist)
+  unsigned ivf_seed = 1234;    // k-means subsample and initialisation (fixed: reproducible partitions)
 };
+
+// The nprobe kIvf uses when none is configured (chosen from the recall sweeps in docs/gallery.md).
+std::size_t default_ivf_nprobe(std::size_t nlist);
 
 struct Hit {
   std::int64_t id = 0;
@@ -73,6 +86,12 @@ class TemplateIndex {
 
   // kHnsw with an explicit efSearch (benchmark sweeps); empty when the graph is not built.
   std::vector<Hit> search_hnsw_ef(const float* query, std::size_t n, int ef_search) const;
+  // kIvf with an explicit nprobe (benchmark sweeps); empty when the lists are not built.
+  std::vector<Hit> search_ivf_nprobe(const float* query, std::size_t n, std::size_t nprobe) const;
+  // kIvf state: lists (0 when not built), the size it was trained at, the nprobe a search uses.
+  std::size_t ivf_nlist() const;
+  std::size_t ivf_trained_rows() const;
+  std::size_t ivf_nprobe() const;
 
   float raw_norm(std::int64_t id) const;
   const float* row(std::int64_t id) const;  // normalised template, nullptr when absent
@@ -82,8 +101,11 @@ class TemplateIndex {
   std::vector<std::vector<Hit>> search_flat(const float* q, std::size_t nq, std::size_t n) const;
   std::vector<std::vector<Hit>> search_scan8(const float* q, std::size_t nq, std::size_t n) const;
   std::vector<std::vector<Hit>> search_hnsw(const float* q, std::size_t nq, std::size_t n, int ef = 0) const;
+  std::vector<std::vector<Hit>> search_ivf(const float* q, std::size_t nq, std::size_t n, std::size_t nprobe = 0) const;
   void build_codes();
   void build_hnsw();
+  void build_ivf();
+  bool ivf_retrain_due() const;
   void encode_row(std::size_t row);
 
   int dim_;
@@ -101,6 +123,7 @@ class TemplateIndex {
   std::vector<std::int64_t> hnsw_ids_;        // HNSW label -> template id
   std::unordered_set<std::int64_t> hnsw_dead_;  // ids removed since the graph was built
   std::size_t hnsw_live_ = 0;
+  std::unique_ptr<IvfLists> ivf_;
 };
 
 // L2-normalise in place; false for a zero vector.
