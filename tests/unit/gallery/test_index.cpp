@@ -111,14 +111,17 @@ TEST_P(IndexKinds, AgreesWithExactSearch) {
   }
   const double recall = static_cast<double>(agree) / static_cast<double>(total);
   if (GetParam() == IndexKind::kHnsw) EXPECT_GE(recall, 0.95);
+  // These centres are uniform on the sphere (no cone, no low intrinsic dimension): the hardest case for a
+  // partition, where a stranger's top-10 spreads over many lists (0.94 here; face-shaped data: test_ivf.cpp).
+  else if (GetParam() == IndexKind::kIvf) EXPECT_GE(recall, 0.9);
   else EXPECT_GE(recall, 0.999);  // flat is exact; scan8 re-ranks exactly
 }
 
-INSTANTIATE_TEST_SUITE_P(All, IndexKinds, ::testing::Values(IndexKind::kFlat, IndexKind::kScan8, IndexKind::kHnsw),
+INSTANTIATE_TEST_SUITE_P(All, IndexKinds, ::testing::Values(IndexKind::kFlat, IndexKind::kScan8, IndexKind::kHnsw, IndexKind::kIvf),
                          [](const auto& info) { return std::string(to_string(info.param)); });
 
 TEST(TemplateIndex, RemoveKeepsEveryKindInStep) {
-  for (IndexKind kind : {IndexKind::kFlat, IndexKind::kScan8, IndexKind::kHnsw}) {
+  for (IndexKind kind : {IndexKind::kFlat, IndexKind::kScan8, IndexKind::kHnsw, IndexKind::kIvf}) {
     Synth s(4);
     IndexConfig cfg;
     cfg.kind = kind;
