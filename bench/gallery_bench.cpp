@@ -2,7 +2,8 @@
 // flat index in the same run, cold open time and memory of a real gallery file, store enrolment throughput, and
 // (with --deepface) identification accuracy on real photos.
 //
-//   gallery_bench --sizes 10000,100000,1000000 --open 1000000            # synthetic
+//   gallery_bench --sizes 10000,100000,1000000 --hnsw-max 100000 --open 1000000   # synthetic
+//   gallery_bench --sizes 1000000 --hnsw-m 16 --hnsw-efc 40 --ivf-max 0        # HNSW at 1M, smaller graph
 //   gallery_bench --deepface ../shared/data/faces-small/deepface --sizes ''  # real photos (needs models)
 //
 // Synthetic galleries are shaped like real templates, not uniform noise: every identity has a centre
@@ -29,12 +30,15 @@
 #include <vector>
 
 #include <faiss/IndexFlat.h>
+#include <faiss/IndexIVFFlat.h>
+#include <omp.h>
 #include <nlohmann/json.hpp>
 
 #include "faceguard/gallery.hpp"
 #include "faceguard/image.hpp"
 #include "faceguard/pipeline.hpp"
 #include "gallery/index.hpp"
+#include "gallery/ivf.hpp"
 #include "gallery/scan8.hpp"
 
 namespace fs = std::filesystem;
@@ -56,7 +60,13 @@ struct Args {
   double decay = 0.025;      // per-axis spread of identity directions: exp(-decay * i)
   std::size_t hnsw_max = 1'000'000;
   std::vector<int> ef{64, 128, 256};
+  int hnsw_m = 32;
+  int hnsw_efc = 80;
+  std::size_t ivf_max = 1'000'000;
+  std::vector<double> nprobe_scale{0.5, 0.75, 1.0, 1.5};  // kIvf sweep: multiples of the default nprobe
+  std::size_t faiss_ivf_max = 100'000;                    // FAISS IndexIVFFlat (its own API) up to this size
   std::size_t open_size = 0;
+  std::vector<IndexKind> open_kinds{IndexKind::kAuto};  // --open-index auto,ivf: open the 1M file with each
   std::string deepface;
   std::string calibration;
   std::string workdir = "/tmp";
@@ -198,6 +208,25 @@ double recall_at(const std::vector<std::vector<std::int64_t>>& truth, const std:
   return all ? static_cast<double>(hit) / static_cast<double>(all) : 0;
 }
 
+// Recall@10 split by query kind, and how often the exact top-1 of a query of an enrolled identity (its genuine
+// mate) is the approximate top-1.
+nlohmann::json recall_detail(const std::vector<std::vector<std::int64_t>>& truth,
+                             const std::vector<std::vector<std::int64_t>>& got, const std::vector<int>& known) {
+  std::size_t hk = 0, ak = 0, hu = 0, au = 0, top1 = 0, nk = 0;
+  for (std::size_t i = 0; i < truth.size(); ++i) {
+    std::size_t h = 0;
+    for (auto id : truth[i]) h += std::count(got[i].begin(), got[i].end(), id);
+    if (known[i]) {
+      hk += h, ak += truth[i].size(), ++nk;
+      top1 += !got[i].empty() && !truth[i].empty() && got[i][0] == truth[i][0];
+    } else {
+      hu += h, au += truth[i].size();
+    }
+  }
+  auto r = [](std::size_t a, std::size_t b) { return b ? static_cast<double>(a) / static_cast<double>(b) : 0.0; };
+  return {{"recall_at_10_enrolled", r(hk, ak)}, {"recall_at_10_strangers", r(hu, au)}, {"top1_enrolled", r(top1, nk)}};
+}
+
 void emit(const nlohmann::json& j) { std::cout << j.dump() << std::endl; }
 
 void bench_size(const Args& a, std::size_t n) {
@@ -287,9 +316,108 @@ void bench_size(const Args& a, std::size_t n) {
   run(IndexKind::kFlat, "gallery_flat (faiss::knn_inner_product)", nlohmann::json::object());
   run(IndexKind::kScan8, "gallery_scan8", {{"kernel", std::string(gallery::scan8_kernel())}, {"build_ms", build_ms},
                                             {"index_memory_mb", index_mb}, {"rerank", std::max<std::size_t>(8 * k, 128)}});
+  if (n <= a.ivf_max) {
+    gallery::IndexConfig ic;
+    ic.kind = IndexKind::kIvf;
+    ic.threads = a.threads;
+    const double rss2 = rss_mb();
+    gallery::TemplateIndex h(d, ic);
+    for (std::size_t i = 0; i < n; ++i) h.add(static_cast<std::int64_t>(i), std::span<const float>(index.row(static_cast<std::int64_t>(i)), d));
+    const double rows_mb = static_cast<double>(h.memory_bytes()) / 1048576.0;
+    t0 = Clock::now();
+    h.prepare();  // k-means on a subsample + every row into its list
+    const double build = ms_since(t0);
+    const double lists_mb = static_cast<double>(h.memory_bytes()) / 1048576.0 - rows_mb;
+    const std::size_t def = h.ivf_nprobe();
+    std::vector<std::size_t> probes;
+    for (double f : a.nprobe_scale) probes.push_back(std::clamp<std::size_t>(static_cast<std::size_t>(std::lround(f * def)), 1, h.ivf_nlist()));
+    std::sort(probes.begin(), probes.end());
+    probes.erase(std::unique(probes.begin(), probes.end()), probes.end());
+    for (std::size_t np : probes) {
+      std::vector<std::vector<std::int64_t>> got(nq);
+      std::vector<double> l;
+      for (std::size_t q = 0; q < nq; ++q) {
+        auto t = Clock::now();
+        auto r = h.search_ivf_nprobe(ds.queries.data() + q * d, k, np);
+        l.push_back(ms_since(t));
+        for (const auto& x : r) got[q].push_back(x.id);
+      }
+      nlohmann::json j{{"bench", "gallery_ivf"}, {"templates", n}, {"threads", a.threads}, {"nlist", h.ivf_nlist()},
+                       {"nprobe", np}, {"default_nprobe", np == def}, {"probed_fraction", static_cast<double>(np) / h.ivf_nlist()},
+                       {"p50_ms", percentile(l, 0.5)}, {"p99_ms", percentile(l, 0.99)},
+                       {"recall_at_10", recall_at(truth, got)}, {"build_ms", build},
+                       {"train_rows", std::min(n, gallery::IvfLists::kMaxTrainRows)},
+                       {"lists_memory_mb", lists_mb}, {"rss_delta_mb", rss_mb() - rss2}};
+      j.update(recall_detail(truth, got, ds.query_known));
+      emit(j);
+    }
+    // Batched (the default nprobe): queries split over the threads.
+    std::vector<std::vector<std::int64_t>> gotb(nq);
+    double batch_ms = 0;
+    for (std::size_t q = 0; q < nq; q += static_cast<std::size_t>(a.batch)) {
+      const std::size_t m = std::min<std::size_t>(a.batch, nq - q);
+      auto t = Clock::now();
+      auto hs = h.search(ds.queries.data() + q * d, m, k);
+      batch_ms += ms_since(t);
+      for (std::size_t i = 0; i < m; ++i)
+        for (const auto& x : hs[i]) gotb[q + i].push_back(x.id);
+    }
+    emit({{"bench", "gallery_ivf_batched"}, {"templates", n}, {"nprobe", def}, {"batch", a.batch},
+          {"batch_per_query_ms", batch_ms / static_cast<double>(nq)}, {"recall_at_10", recall_at(truth, gotb)}});
+  }
+  if (n <= a.faiss_ivf_max) {
+    // FAISS's own IndexIVFFlat for comparison: same list count, k-means iterations and training subsample size,
+    // searched one query at a time on one thread (as identify() runs), at the same nprobe values.
+    const std::size_t nlist = gallery::IvfLists::nlist_for(n);
+    const std::size_t nt = std::min(n, gallery::IvfLists::kMaxTrainRows);
+    std::vector<float> train(nt * d);
+    std::mt19937 pick(a.seed + 7);
+    for (std::size_t i = 0; i < nt; ++i) {
+      const auto r = nt == n ? i : pick() % n;
+      std::memcpy(&train[i * d], index.row(static_cast<std::int64_t>(r)), sizeof(float) * d);
+    }
+    const double rss2 = rss_mb();
+    faiss::IndexFlatIP quantizer(d);
+    faiss::IndexIVFFlat ivf(&quantizer, d, nlist, faiss::METRIC_INNER_PRODUCT);
+    ivf.cp.niter = gallery::IvfLists::kKmeansIterations;
+    ivf.cp.spherical = true;
+    ivf.cp.min_points_per_centroid = 1;
+    t0 = Clock::now();
+    ivf.train(static_cast<faiss::Index::idx_t>(nt), train.data());
+    const double train_ms = ms_since(t0);
+    t0 = Clock::now();
+    for (std::size_t b = 0; b < n; b += 65536) {
+      const std::size_t m = std::min<std::size_t>(65536, n - b);
+      std::vector<float> chunk(m * d);
+      for (std::size_t i = 0; i < m; ++i) std::memcpy(&chunk[i * d], index.row(static_cast<std::int64_t>(b + i)), sizeof(float) * d);
+      ivf.add(static_cast<faiss::Index::idx_t>(m), chunk.data());
+    }
+    const double add_ms = ms_since(t0);
+    const double mem = rss_mb() - rss2;
+    const std::size_t def = gallery::default_ivf_nprobe(nlist);
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    for (double f : a.nprobe_scale) {
+      ivf.nprobe = std::clamp<std::size_t>(static_cast<std::size_t>(std::lround(f * def)), 1, nlist);
+      std::vector<std::vector<std::int64_t>> got(nq);
+      std::vector<double> l;
+      for (std::size_t q = 0; q < nq; ++q) {
+        auto t = Clock::now();
+        ivf.search(1, ds.queries.data() + q * d, k, D.data(), L.data());
+        l.push_back(ms_since(t));
+        for (auto x : L) if (x >= 0) got[q].push_back(x);
+      }
+      emit({{"bench", "faiss_ivf_flat"}, {"templates", n}, {"nlist", nlist}, {"nprobe", ivf.nprobe},
+            {"p50_ms", percentile(l, 0.5)}, {"p99_ms", percentile(l, 0.99)}, {"recall_at_10", recall_at(truth, got)},
+            {"train_ms", train_ms}, {"add_ms", add_ms}, {"memory_mb", mem}});
+    }
+    omp_set_num_threads(saved);
+  }
   if (n <= a.hnsw_max) {
     gallery::IndexConfig hc;
     hc.kind = IndexKind::kHnsw;
+    hc.hnsw_m = a.hnsw_m;
+    hc.hnsw_ef_construction = a.hnsw_efc;
     const double rss2 = rss_mb();
     gallery::TemplateIndex h(d, hc);
     // The normalised rows are in `index`; HNSW is built from its own copy.
@@ -310,9 +438,11 @@ void bench_size(const Args& a, std::size_t n) {
         l.push_back(ms_since(t));
         for (const auto& x : r) got[q].push_back(x.id);
       }
-      emit({{"bench", "faiss_hnsw"}, {"templates", n}, {"M", hc.hnsw_m}, {"ef_construction", hc.hnsw_ef_construction},
-            {"ef_search", ef}, {"p50_ms", percentile(l, 0.5)}, {"p99_ms", percentile(l, 0.99)},
-            {"recall_at_10", recall_at(truth, got)}, {"build_ms", hb}, {"memory_mb", rss_mb() - rss2}});
+      nlohmann::json j{{"bench", "faiss_hnsw"}, {"templates", n}, {"M", hc.hnsw_m}, {"ef_construction", hc.hnsw_ef_construction},
+                       {"ef_search", ef}, {"p50_ms", percentile(l, 0.5)}, {"p99_ms", percentile(l, 0.99)},
+                       {"recall_at_10", recall_at(truth, got)}, {"build_ms", hb}, {"memory_mb", rss_mb() - rss2}};
+      j.update(recall_detail(truth, got, ds.query_known));
+      emit(j);
     }
   }
 }
@@ -371,7 +501,7 @@ void bench_open(const Args& a, std::size_t n) {
           {"bulk_templates_per_s", 1000.0 * static_cast<double>(ids * a.per_identity) / total_ms},
           {"total_s", total_ms / 1000}});
   }
-  for (IndexKind kind : {IndexKind::kAuto}) {
+  for (IndexKind kind : a.open_kinds) {
     const double rss0 = rss_mb();
     GalleryOptions o;
     o.master_key = key;
@@ -392,7 +522,7 @@ void bench_open(const Args& a, std::size_t n) {
       if (!r) { std::cerr << r.error().message << "\n"; return; }
     }
     emit({{"bench", "gallery_open"}, {"templates", st->templates}, {"subjects", st->subjects},
-          {"index", std::string(to_string(st->index))}, {"open_ms", open_ms}, {"rss_delta_mb", rss_mb() - rss0},
+          {"index", std::string(to_string(st->index))}, {"open_ms", open_ms}, {"index_bytes_mb", st->index_bytes / 1048576.0}, {"rss_delta_mb", rss_mb() - rss0},
           {"file_mb", st->file_bytes / 1048576.0}, {"key_store_mb", st->key_store_bytes / 1048576.0},
           {"identify_p50_ms", percentile(lat, 0.5)}, {"identify_p99_ms", percentile(lat, 0.99)}});
   }
@@ -549,6 +679,20 @@ std::vector<std::size_t> parse_sizes(const std::string& s) {
   return v;
 }
 
+std::vector<int> parse_ints(const std::string& s) {
+  std::vector<int> v;
+  for (auto x : parse_sizes(s)) v.push_back(static_cast<int>(x));
+  return v;
+}
+
+std::vector<double> parse_doubles(const std::string& s) {
+  std::vector<double> v;
+  std::stringstream ss(s);
+  for (std::string x; std::getline(ss, x, ',');)
+    if (!x.empty()) v.push_back(std::stod(x));
+  return v;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -568,14 +712,34 @@ int main(int argc, char** argv) {
     else if (k == "--sigma") a.sigma = std::stod(next());
     else if (k == "--decay") a.decay = std::stod(next());
     else if (k == "--hnsw-max") a.hnsw_max = std::stoull(next());
+    else if (k == "--hnsw-m") a.hnsw_m = std::stoi(next());
+    else if (k == "--hnsw-efc") a.hnsw_efc = std::stoi(next());
+    else if (k == "--ef") a.ef = parse_ints(next());
+    else if (k == "--ivf-max") a.ivf_max = std::stoull(next());
+    else if (k == "--nprobe-scale") a.nprobe_scale = parse_doubles(next());
+    else if (k == "--faiss-ivf-max") a.faiss_ivf_max = std::stoull(next());
     else if (k == "--open") a.open_size = std::stoull(next());
+    else if (k == "--open-index") {
+      a.open_kinds.clear();
+      std::stringstream ss(next());
+      for (std::string x; std::getline(ss, x, ',');) {
+        if (x == "auto") a.open_kinds.push_back(IndexKind::kAuto);
+        else if (x == "flat") a.open_kinds.push_back(IndexKind::kFlat);
+        else if (x == "scan8") a.open_kinds.push_back(IndexKind::kScan8);
+        else if (x == "hnsw") a.open_kinds.push_back(IndexKind::kHnsw);
+        else if (x == "ivf") a.open_kinds.push_back(IndexKind::kIvf);
+        else { std::cerr << "--open-index: auto, flat, scan8, hnsw or ivf\n"; return 2; }
+      }
+    }
     else if (k == "--deepface") a.deepface = next();
     else if (k == "--calibration") a.calibration = next();
     else if (k == "--workdir") a.workdir = next();
     else if (k == "--seed") a.seed = static_cast<unsigned>(std::stoul(next()));
     else {
       std::cerr << "usage: gallery_bench [--sizes N,N,..] [--per-identity 5] [--queries 400] [--batch 16] [--threads 2]\n"
-                   "  [--common 0.915] [--sigma 0.18] [--decay 0.025] [--hnsw-max N] [--open N] [--deepface DIR]\n"
+                   "  [--common 0.915] [--sigma 0.18] [--decay 0.025] [--hnsw-max N] [--hnsw-m 32] [--hnsw-efc 80]\n"
+                   "  [--ef 64,128,256] [--ivf-max N] [--nprobe-scale 0.5,0.75,1,1.5] [--faiss-ivf-max 100000]\n"
+                   "  [--open N] [--open-index auto,ivf] [--deepface DIR]\n"
                    "  [--calibration table.json] [--workdir /tmp] [--seed 42]\n";
       return 2;
     }
