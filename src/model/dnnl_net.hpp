@@ -75,9 +75,13 @@ class DnnlNet {
   std::unique_ptr<Impl> impl_;
 };
 
-// The largest |oneDNN - OpenCV| over all outputs for one input: the self-check callers run once (on a
-// net already translated, so OpenCV's fusion no longer matters) before trusting the translation.
+// The largest |a - b| / max(1, |b|) over the elements of two equal-size float tensors: absolute below 1,
+// relative above (BlazeFace's logits reach -8000, where float's own step is 1e-3).
+double scaled_max_diff(const cv::Mat& a, const cv::Mat& b);
+
+// scaled_max_diff of oneDNN's outputs against OpenCV's for one input: the self-check callers run once (on
+// a net already translated, so OpenCV's fusion no longer matters) before trusting the translation.
 // kInternal when either side fails or the output shapes differ.
-Result<double> dnnl_max_abs_diff(DnnlNet& dnnl, cv::dnn::Net& net, const cv::Mat& input);
+Result<double> dnnl_max_diff(DnnlNet& dnnl, cv::dnn::Net& net, const cv::Mat& input);
 
 }  // namespace faceguard::model
