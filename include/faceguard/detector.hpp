@@ -38,6 +38,12 @@ struct DetectorOptions {
   float nms_iou = -1.f;    // < 0: the model's default (ssd 0.5, tiny 0.4, blazeface 0.3)
   int input_size = 0;      // tiny only; 0 -> 416
   int threads = 0;         // 0 -> OpenCV default
+  // Inference engine. kAuto: oneDNN where the build has it and the model translates (BlazeFace, SSD), else
+  // OpenCV DNN; $FACEGUARD_DETECT_ENGINE=opencv|onednn overrides kAuto. kOneDnn: oneDNN or kUnavailable
+  // for the detectors that have a oneDNN path (BlazeFace, SSD); Tiny always runs OpenCV DNN. A oneDNN
+  // failure after creation falls back to OpenCV DNN for good.
+  enum class Engine { kAuto, kOpenCv, kOneDnn };
+  Engine engine = Engine::kAuto;
 };
 
 class Detector {
@@ -47,6 +53,8 @@ class Detector {
   // bgr: 8-bit 3-channel. Faces are sorted by descending score.
   virtual Result<std::vector<Face>> detect(const cv::Mat& bgr) = 0;
   virtual DetectorKind kind() const = 0;
+  // The engine that ran the last detect() (or will run the next): "onednn" or "opencv-dnn".
+  virtual std::string_view engine_name() const { return "opencv-dnn"; }
 };
 
 }  // namespace faceguard

@@ -1,11 +1,19 @@
-// BlazeFace detector on OpenCV DNN. Facts from shared/docs/MODELS.md ("BlazeFace ONNX"): input `input:0` is
-// NHWC [1,S,S,3] RGB scaled x/127.5-1 (the graph transposes inside, so blobFromImage's NCHW is wrong);
-// outputs are logits [1,512,1] + [1,384,1] and regressors [1,512,16] + [1,384,16].
+// BlazeFace detector. Facts from shared/docs/MODELS.md ("BlazeFace ONNX"): input `input:0` is NHWC
+// [1,S,S,3] RGB scaled x/127.5-1 (the graph transposes inside, so blobFromImage's NCHW is wrong); outputs
+// are logits [1,512,1] + [1,384,1] and regressors [1,512,16] + [1,384,16].
+//
+// Engines: OpenCV DNN reads the ONNX; with oneDNN in the build (and unless the options or
+// $FACEGUARD_DETECT_ENGINE say opencv) the same, not yet run, cv::dnn::Net is translated into oneDNN
+// primitives (model/dnnl_net.hpp: 5.5 ms instead of 19.6 ms per forward on one core here). Both give the
+// same four outputs; at creation they are compared once on a fixed pseudo-random input and the oneDNN
+// path is dropped (kAuto) if they differ by more than kSelfCheckTolerance. A oneDNN failure during detect
+// switches the detector to OpenCV DNN for good.
 #include "detect/blazeface.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -13,6 +21,7 @@
 
 #include "detect/detector_base.hpp"
 #include "detect/image_prep.hpp"
+#include "model/dnnl_net.hpp"
 
 namespace faceguard::detect {
 
@@ -103,6 +112,11 @@ Result<OutputMap> map_outputs(const std::vector<cv::Mat>& outs, const std::vecto
   return map;
 }
 
+// Largest oneDNN - OpenCV output difference (model::scaled_max_diff: absolute below 1, relative above)
+// accepted at creation. Measured: < 1e-5, float rounding in another summation order; a translation
+// error is O(1).
+constexpr double kSelfCheckTolerance = 1e-3;
+
 class BlazeFaceDetector final : public DetectorBase {
  public:
   BlazeFaceDetector(cv::dnn::Net net, DetectorKind kind, const ResolvedOptions& options)
@@ -116,20 +130,55 @@ class BlazeFaceDetector final : public DetectorBase {
     out_names_ = net_.getUnconnectedOutLayersNames();
   }
 
-  // One inference on a blank input to learn (and check) the output layout.
-  Status probe() {
-    std::vector<cv::Mat> outs;
-    forward(cv::Mat(size_, size_, CV_8UC3, cv::Scalar::all(0)), outs);
-    FG_ASSIGN_OR_RETURN(map_, map_outputs(outs, out_names_));
+  std::string_view engine_name() const override { return dnnl_ ? "onednn" : "opencv-dnn"; }
+
+  // Translates the net to oneDNN; must run before the first OpenCV forward (model/dnnl_net.hpp).
+  // One thread: a single 256 px image gives oneDNN's OpenMP regions too little work to split on this
+  // shared 2-core machine (as for the descriptor, embed/dlib_resnet_dnnl.hpp).
+  Status use_dnnl() {
+    std::vector<std::string> names(out_names_.begin(), out_names_.end());
+    FG_ASSIGN_OR_RETURN(dnnl_, model::DnnlNet::create(net_, {1, size_, size_, 3}, names, 1));
     return ok_status();
   }
 
+  // One inference on a fixed pseudo-random input to learn (and check) the output layout, and to check the
+  // oneDNN path against OpenCV's. Returns the oneDNN problem, if any ("" when none or no oneDNN).
+  Result<std::string> probe() {
+    cv::Mat rgb(size_, size_, CV_8UC3);
+    cv::RNG rng(0x5eed);  // fixed: the check is repeatable
+    rng.fill(rgb, cv::RNG::UNIFORM, 0, 256);
+    const cv::Mat blob = input_blob(rgb);
+    std::vector<cv::Mat> outs;
+    net_.setInput(blob);
+    net_.forward(outs, out_names_);
+    FG_ASSIGN_OR_RETURN(map_, map_outputs(outs, out_names_));
+    if (!dnnl_) return std::string();
+    auto diff = model::dnnl_max_diff(*dnnl_, net_, blob);
+    std::string problem;
+    if (!diff) {
+      problem = diff.error().message;
+    } else if (!(*diff <= kSelfCheckTolerance)) {
+      problem = "oneDNN outputs differ from OpenCV's by (scaled) " + std::to_string(*diff);
+    }
+    if (!problem.empty()) dnnl_.reset();
+    return problem;
+  }
+
  private:
-  void forward(const cv::Mat& rgb, std::vector<cv::Mat>& outs) {
+  cv::Mat input_blob(const cv::Mat& rgb) const {
     const int dims[] = {1, size_, size_, 3};
     cv::Mat blob(4, dims, CV_32F);
     cv::Mat hwc(size_, size_, CV_32FC3, blob.ptr<float>());
     rgb.convertTo(hwc, CV_32F, 1.0 / 127.5, -1.0);
+    return blob;
+  }
+
+  void forward(const cv::Mat& rgb, std::vector<cv::Mat>& outs) {
+    const cv::Mat blob = input_blob(rgb);
+    if (dnnl_) {
+      if (dnnl_->forward(blob, outs)) return;
+      dnnl_.reset();  // oneDNN failed: OpenCV DNN from now on
+    }
     net_.setInput(blob);
     net_.forward(outs, out_names_);
   }
@@ -173,6 +222,7 @@ class BlazeFaceDetector final : public DetectorBase {
   }
 
   cv::dnn::Net net_;
+  std::unique_ptr<model::DnnlNet> dnnl_;  // null: OpenCV DNN
   int size_;
   std::string name_;
   std::vector<Anchor> anchors_;
@@ -182,10 +232,18 @@ class BlazeFaceDetector final : public DetectorBase {
 
 Result<std::unique_ptr<Detector>> finish(cv::dnn::Net net, DetectorKind kind, const ResolvedOptions& options,
                                          const std::string& source) {
+  using Engine = DetectorOptions::Engine;
   if (net.empty()) return make_error(ErrorCode::kModelError, "blazeface: no network in " + source);
   auto det = std::make_unique<BlazeFaceDetector>(std::move(net), kind, options);
+  if (options.engine != Engine::kOpenCv) {
+    Status s = det->use_dnnl();
+    if (!s && options.engine == Engine::kOneDnn)
+      return make_error(ErrorCode::kUnavailable, "blazeface: " + s.error().message);
+  }
   try {
-    FG_TRY_STATUS(det->probe());
+    FG_ASSIGN_OR_RETURN(const std::string problem, det->probe());
+    if (!problem.empty() && options.engine == Engine::kOneDnn)
+      return make_error(ErrorCode::kUnavailable, "blazeface: " + problem);
   } catch (const cv::Exception& e) {
     return make_error(ErrorCode::kModelError, "blazeface: " + source + " does not run on a " +
                                                   std::string(kind == DetectorKind::kBlazeFaceBack ? "256" : "128") +

@@ -1,8 +1,10 @@
 // Detector factory, option resolution and the shared detect() wrapper.
 #include <algorithm>
+#include <cstdlib>
 #include <exception>
 #include <new>
 #include <string>
+#include <string_view>
 
 #include <opencv2/core/utility.hpp>
 
@@ -82,6 +84,21 @@ Result<ResolvedOptions> resolve_options(const DetectorOptions& options) {
   }
   if (options.threads < 0) return make_error(ErrorCode::kInvalidArgument, "detector threads must be >= 0");
   r.threads = options.threads;
+  r.engine = options.engine;
+  // Like FACEGUARD_DLIB_ENGINE for the descriptor (embed/dlib_resnet_dnnl.cpp): overrides kAuto only.
+  if (r.engine == DetectorOptions::Engine::kAuto) {
+    if (const char* e = std::getenv("FACEGUARD_DETECT_ENGINE"); e && *e) {
+      const std::string_view v(e);
+      if (v == "opencv") {
+        r.engine = DetectorOptions::Engine::kOpenCv;
+      } else if (v == "onednn") {
+        r.engine = DetectorOptions::Engine::kOneDnn;
+      } else {
+        return make_error(ErrorCode::kInvalidArgument,
+                          "FACEGUARD_DETECT_ENGINE must be opencv or onednn, not '" + std::string(v) + "'");
+      }
+    }
+  }
   return r;
 }
 

@@ -28,6 +28,7 @@ struct ResolvedOptions {
   float nms_iou = 0.5f;
   int input_size = 0;
   int threads = 0;
+  DetectorOptions::Engine engine = DetectorOptions::Engine::kAuto;  // kAuto already resolved against the env
 };
 Result<ResolvedOptions> resolve_options(const DetectorOptions& options);
 
