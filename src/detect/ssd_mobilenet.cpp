@@ -3,17 +3,21 @@
 // 13 depthwise (bn eps 0.001, ReLU6) / pointwise (bn offset, ReLU6) pairs with stride 2 at pairs 2, 4, 6, 12,
 // then Prediction/Conv2d_0..7 (1x1 / 3x3 s2 alternating), box predictors on conv11 (32x32, 3 anchors), conv13
 // (16x16) and the 8x8, 4x4, 2x2, 1x1 extra maps (6 anchors each): 5118 priors. All convs are TF "SAME".
+// Engines as for BlazeFace (blazeface.cpp): the built net translated to oneDNN unless DetectorOptions /
+// $FACEGUARD_DETECT_ENGINE say opencv, checked once against OpenCV, OpenCV DNN on any oneDNN failure.
 #include "detect/ssd_mobilenet.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "detect/detector_base.hpp"
 #include "detect/image_prep.hpp"
+#include "model/dnnl_net.hpp"
 #include "model/net_builder.hpp"
 
 namespace faceguard::detect {
@@ -129,15 +133,42 @@ class SsdDetector final : public DetectorBase {
         outputs_(std::move(outputs)),
         priors_(std::move(priors)) {}
 
+  std::string_view engine_name() const override { return dnnl_ ? "onednn" : "opencv-dnn"; }
+
+  // The built net on oneDNN (model/dnnl_net.hpp), checked once against OpenCV on a fixed pseudo-random
+  // input (one extra OpenCV forward at creation). One oneDNN thread, as for BlazeFace (blazeface.cpp).
+  // Returns "" or why the oneDNN path is not used.
+  std::string use_dnnl() {
+    std::vector<std::string> names(outputs_.begin(), outputs_.end());
+    auto d = model::DnnlNet::create(net_, {1, 3, kSsdInputSize, kSsdInputSize}, names, 1);
+    if (!d) return d.error().message;
+    const int dims[] = {1, 3, kSsdInputSize, kSsdInputSize};
+    cv::Mat x(4, dims, CV_32F);
+    cv::RNG rng(0x55d);  // fixed: the check is repeatable
+    rng.fill(x, cv::RNG::UNIFORM, -1.0, 1.0);
+    auto diff = model::dnnl_max_diff(**d, net_, x);
+    if (!diff) return diff.error().message;
+    if (!(*diff <= kSelfCheckTolerance)) return "oneDNN outputs differ from OpenCV's by " + std::to_string(*diff);
+    dnnl_ = std::move(*d);
+    return {};
+  }
+
  private:
+  // Largest oneDNN - OpenCV difference (model::scaled_max_diff) accepted at creation: float rounding in
+  // another order is ~1e-5; a translation error is O(1).
+  static constexpr double kSelfCheckTolerance = 1e-3;
+
   std::vector<Face> run(const cv::Mat& bgr) override {
     cv::Mat blob = face_api_input_blob(bgr, kSsdInputSize);
     // SsdMobilenetv1.forwardInput: x / 127.5 - 1 (two float32 ops).
     float* v = blob.ptr<float>();
     for (std::size_t i = 0, n = blob.total(); i < n; ++i) v[i] = v[i] / 127.5f - 1.f;
-    net_.setInput(blob);
     std::vector<cv::Mat> outs;
-    net_.forward(outs, outputs_);
+    if (dnnl_ && !dnnl_->forward(blob, outs)) dnnl_.reset();  // oneDNN failed: OpenCV DNN from now on
+    if (!dnnl_) {
+      net_.setInput(blob);
+      net_.forward(outs, outputs_);
+    }
 
     // Box predictor outputs are NCHW [1, A*4, g, g] and [1, A*3, g, g]; TF.js reshapes NHWC to
     // [-1, 4] / [-1, 3], i.e. prior order (y, x, anchor).
@@ -186,6 +217,7 @@ class SsdDetector final : public DetectorBase {
   }
 
   cv::dnn::Net net_;
+  std::unique_ptr<model::DnnlNet> dnnl_;  // null: OpenCV DNN
   std::vector<cv::String> outputs_;
   std::vector<CornerBox> priors_;
 };
@@ -228,8 +260,13 @@ Result<std::unique_ptr<Detector>> make_ssd(const model::WeightMap& weights, cons
     }
   });
   if (!net) return std::move(net).error();
-  return std::unique_ptr<Detector>(
-      std::make_unique<SsdDetector>(std::move(*net), std::move(outputs), std::move(priors), options));
+  auto det = std::make_unique<SsdDetector>(std::move(*net), std::move(outputs), std::move(priors), options);
+  if (options.engine != DetectorOptions::Engine::kOpenCv) {
+    const std::string problem = det->use_dnnl();
+    if (!problem.empty() && options.engine == DetectorOptions::Engine::kOneDnn)
+      return make_error(ErrorCode::kUnavailable, "ssd: " + problem);
+  }
+  return std::unique_ptr<Detector>(std::move(det));
 }
 
 }  // namespace faceguard::detect
