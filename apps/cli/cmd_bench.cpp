@@ -10,8 +10,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <ctime>
+
+#include <opencv2/core/utility.hpp>
+
 #include "cli.hpp"
+#include "faceguard/detector.hpp"
 #include "faceguard/eval.hpp"
+#include "faceguard/image.hpp"
 #include "faceguard/models.hpp"
 
 namespace faceguard::cli {
@@ -93,6 +100,47 @@ double load_average() {
   return l;
 }
 
+double process_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
+}
+
+// detect/blazeface on OpenCV DNN (DetectorOptions::Engine::kOpenCv), beside the library's default engine
+// (oneDNN where built) in the same run, timed like eval::run_bench's stages (warm-up, then repeats per image).
+Result<eval::StageTiming> time_opencv_blazeface(const ModelPack& pack, const std::vector<std::filesystem::path>& paths,
+                                                const BenchArgs& a) {
+  DetectorOptions o{.kind = DetectorKind::kBlazeFaceBack};
+  o.engine = DetectorOptions::Engine::kOpenCv;
+  FG_ASSIGN_OR_RETURN(auto det, Detector::create(pack, o));
+  const int saved = cv::getNumThreads();
+  cv::setNumThreads(a.threads);
+  std::vector<double> wall, cpu;
+  for (const auto& p : paths.empty() ? pack.sample_images() : paths) {
+    auto img = load_image(p);
+    if (!img) {
+      cv::setNumThreads(saved);
+      return img.error();
+    }
+    for (int i = 0; i < a.warmup + a.repeats; ++i) {
+      const double c0 = process_cpu_ms();
+      const auto t0 = std::chrono::steady_clock::now();
+      auto faces = det->detect(*img);
+      const double w = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (i >= a.warmup) wall.push_back(w), cpu.push_back(process_cpu_ms() - c0);
+    }
+  }
+  cv::setNumThreads(saved);
+  if (wall.empty()) return make_error(ErrorCode::kNotFound, "no images to benchmark");
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  return eval::StageTiming{"detect/blazeface (opencv-dnn)", "ms/image", static_cast<int>(wall.size()), median(wall),
+                           *std::min_element(wall.begin(), wall.end()), *std::max_element(wall.begin(), wall.end()),
+                           median(cpu)};
+}
+
 int run_bench_cmd(const BenchArgs& a) {
   // The descriptor engine reaches Embedder::create (EmbedderOptions::Engine::kAuto) through the variable
   // that overrides kAuto (faceguard/embedder.hpp).
@@ -126,8 +174,17 @@ int run_bench_cmd(const BenchArgs& a) {
   if (!globals().quiet && !a.json) std::cerr << "faceguard: benchmarking (this takes a minute)...\n";
   const double load_before = load_average();
   auto r = eval::run_bench(*pack, opt);
-  const double load_after = load_average();
   if (!r) return report(r.error(), "bench");
+  // The forced-OpenCV BlazeFace detector, when the default path is not OpenCV already.
+  std::string blazeface_engine = "unknown";
+  if (auto d = Detector::create(*pack, {.kind = DetectorKind::kBlazeFaceBack}); d) blazeface_engine = (*d)->engine_name();
+  if (blazeface_engine != "opencv-dnn") {
+    auto t = time_opencv_blazeface(*pack, *images, a);
+    if (!t) return report(t.error(), "bench");
+    auto at = std::find_if(r->stages.begin(), r->stages.end(), [](const auto& s) { return s.stage == "detect/blazeface"; });
+    r->stages.insert(at == r->stages.end() ? at : at + 1, *t);
+  }
+  const double load_after = load_average();
 
   auto faceapi_ms = [&](const std::string& stage) -> double {
     auto it = faceapi_names().find(stage);
@@ -143,6 +200,7 @@ int run_bench_cmd(const BenchArgs& a) {
   doc["repeats"] = a.repeats;
   doc["warmup"] = a.warmup;
   doc["loadavg_1m"] = {{"before", load_before}, {"after", load_after}};
+  doc["blazeface_engine"] = blazeface_engine;
   for (const auto& s : r->stages) {
     nlohmann::json j = {{"stage", s.stage}, {"unit", s.unit}, {"samples", s.samples},
                         {"median_ms", s.median_ms}, {"min_ms", s.min_ms}, {"max_ms", s.max_ms},
@@ -173,7 +231,8 @@ int run_bench_cmd(const BenchArgs& a) {
   } else {
     std::cout << r->images << " images (" << r->image_size << " first), " << r->faces << " faces by SSD, "
               << r->threads << " OpenCV thread(s), " << a.warmup << " warm-up + " << a.repeats << " repeats; load average "
-              << f1(load_before) << " before, " << f1(load_after) << " after\n\n";
+              << f1(load_before) << " before, " << f1(load_after) << " after; detect/blazeface on "
+              << blazeface_engine << "\n\n";
     std::printf("%-36s %-9s %9s %9s %9s %9s %7s", "stage", "unit", "median", "min", "max", "cpu-med", "n");
     if (!faceapi.is_null()) std::printf(" %11s %8s", "face-api.js", "speedup");
     std::printf("\n");
