@@ -58,6 +58,13 @@ class AuditLog {
 
   // Appends one record; body_json must be a JSON object. Returns its seq. Durable (fsync) on return.
   Result<std::uint64_t> append(const std::string& kind, const std::string& body_json);
+  // kDeferred: the record is written (a killed process loses nothing, the head file covers it) but reaches
+  // the disk with the next kNow append or sync_through(); one fdatasync then covers both (group commit).
+  enum class Sync { kNow, kDeferred };
+  Result<std::uint64_t> append(const std::string& kind, const std::string& body_json, Sync when);
+  // Makes every record up to `seq` durable: fdatasync unless a later synced append already did. Returns at
+  // once when sync is off.
+  Status sync_through(std::uint64_t seq);
   // Writes a signed checkpoint now (kInvalidArgument without a signing key).
   Result<std::uint64_t> checkpoint();
   // All records, parsed (no integrity check: that is verify_audit_log()).

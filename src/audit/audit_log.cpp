@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -29,6 +30,7 @@ struct LogState {
   off_t size = -1;
   std::uint64_t last_seq = 0;
   std::string last_hash = audit::kZeroHash;
+  std::uint64_t durable_seq = 0;  // records up to here are fdatasync'ed (by this process's appends)
   bool head_sync_due = true;  // fsync the next head file (the first, and the one after each checkpoint)
 
   LogState() = default;
@@ -131,19 +133,23 @@ Status write_head(LogState& im) {
   return ok_status();
 }
 
-// Appends one record under the lock (the caller holds both locks and has a fresh tail).
-Result<std::uint64_t> append_locked(LogState& im, const std::string& kind, json body) {
+// Appends one record under the lock (the caller holds both locks and has a fresh tail). !sync: written, not
+// fdatasync'ed (a deferred record, made durable by the next synced append or sync_through).
+Result<std::uint64_t> append_locked(LogState& im, const std::string& kind, json body, bool sync = true) {
   json rec{{"seq", im.last_seq + 1}, {"time", audit::now_utc_millis()}, {"kind", kind}, {"prev", im.last_hash},
            {"body", std::move(body)}};
   const std::string hash = audit::record_hash(rec);
   rec["hash"] = hash;
   const std::string line = rec.dump() + "\n";
   FG_TRY_STATUS(write_all(im.fd, line));
-  if (im.options.sync && ::fdatasync(im.fd) != 0)
+  const bool synced = sync && im.options.sync;
+  if (synced && ::fdatasync(im.fd) != 0)
     return make_error(ErrorCode::kIoError, std::string("audit fsync failed: ") + std::strerror(errno));
   im.last_seq += 1;
   im.last_hash = hash;
   im.size += static_cast<off_t>(line.size());
+  // fdatasync covers every byte written to the file before it, by any process: the deferred records too.
+  if (synced) im.durable_seq = im.last_seq;
   return im.last_seq;
 }
 
@@ -207,6 +213,10 @@ Result<AuditLog> AuditLog::open(const std::filesystem::path& path, const AuditOp
 }
 
 Result<std::uint64_t> AuditLog::append(const std::string& kind, const std::string& body_json) {
+  return append(kind, body_json, Sync::kNow);
+}
+
+Result<std::uint64_t> AuditLog::append(const std::string& kind, const std::string& body_json, Sync when) {
   if (kind.empty() || kind == "checkpoint")
     return make_error(ErrorCode::kInvalidArgument, "audit record kind must be non-empty and not 'checkpoint'");
   json body = json::parse(body_json, nullptr, false);
@@ -215,7 +225,7 @@ Result<std::uint64_t> AuditLog::append(const std::string& kind, const std::strin
   Impl& im = *impl_;
   try {
     return with_lock(im, [&]() -> Result<std::uint64_t> {
-      FG_ASSIGN_OR_RETURN(std::uint64_t seq, append_locked(im, kind, std::move(body)));
+      FG_ASSIGN_OR_RETURN(std::uint64_t seq, append_locked(im, kind, std::move(body), when == Sync::kNow));
       // Blocks of N records and one checkpoint: the checkpoint takes every (N+1)-th seq. Decided by seq
       // alone, so processes sharing the log agree on where checkpoints go.
       const auto n = static_cast<std::uint64_t>(im.options.checkpoint_every);
@@ -228,6 +238,18 @@ Result<std::uint64_t> AuditLog::append(const std::string& kind, const std::strin
   } catch (const std::exception& e) {
     return make_error(ErrorCode::kInternal, std::string("audit append: ") + e.what());
   }
+}
+
+Status AuditLog::sync_through(std::uint64_t seq) {
+  Impl& im = *impl_;
+  if (!im.options.sync) return ok_status();
+  std::lock_guard<std::mutex> guard(im.mu);
+  if (im.durable_seq >= seq) return ok_status();
+  // No flock: fdatasync only flushes, and a record of this process below `seq` is already in the file.
+  if (::fdatasync(im.fd) != 0)
+    return make_error(ErrorCode::kIoError, std::string("audit fsync failed: ") + std::strerror(errno));
+  im.durable_seq = std::max(im.durable_seq, seq);
+  return ok_status();
 }
 
 Result<std::uint64_t> AuditLog::checkpoint() {

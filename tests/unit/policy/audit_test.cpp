@@ -254,6 +254,44 @@ TEST_F(AuditTest, ConcurrentAppendersFromThreadsAndProcessesKeepOneChain) {
   EXPECT_EQ(decisions, 1u + 40u + 60u);
 }
 
+// Group commit (the service's detect/verify/identify): a deferred record is in the chain and covered by the
+// head at once, survives its process being killed before any fdatasync, and a synced record or
+// sync_through() after it makes it durable; checkpoints fall where they would without deferral.
+TEST_F(AuditTest, DeferredRecordsJoinTheChainAndSurviveAKilledProcess) {
+  write(1);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    auto log = AuditLog::open(log_, {.signing_key = key_, .checkpoint_every = 4});
+    const bool ok = log.ok() && log->append("decision", R"({"from":"killed"})", AuditLog::Sync::kDeferred).ok();
+    ::_exit(ok ? 0 : 1);  // no destructor, no fdatasync: what a kill leaves behind
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  auto r = verify();
+  EXPECT_TRUE(r.ok) << dump(r);
+  EXPECT_EQ(r.last_seq, 2u);
+  EXPECT_TRUE(r.head_checked);
+
+  auto log = AuditLog::open(log_, {.signing_key = key_, .checkpoint_every = 4});
+  ASSERT_TRUE(log.ok());
+  std::uint64_t last = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto seq = log->append(i % 2 ? "outcome" : "decision", R"({"i":1})",
+                           i % 3 ? AuditLog::Sync::kDeferred : AuditLog::Sync::kNow);
+    ASSERT_TRUE(seq.ok()) << seq.error().message;
+    EXPECT_GT(*seq, last);
+    last = *seq;
+    EXPECT_TRUE(log->sync_through(*seq).ok());
+  }
+  EXPECT_TRUE(log->sync_through(last).ok());  // already durable: a no-op
+  r = verify();
+  EXPECT_TRUE(r.ok) << dump(r);
+  EXPECT_EQ(r.checkpoints, 2u);  // seq 5 and 10, as write(9) would place them
+  EXPECT_EQ(r.last_seq, 10u);
+  EXPECT_EQ(lines().size(), 10u);
+}
+
 TEST_F(AuditTest, ExportCarriesTheArt12Fields) {
   {
     auto log = AuditLog::open(log_, {.signing_key = key_});
