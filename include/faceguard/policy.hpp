@@ -283,6 +283,13 @@ class PolicyGuard {
   // kPolicyDenied with "denied by <rule> (<citation>)"; a failed audit write returns its error (no log, no
   // operation). The decision is evaluated at ctx.capture_time (default: now).
   Result<Authorization> authorize(Operation op, RequestContext ctx, std::optional<TimePoint> now = std::nullopt);
+  // The same for an operation whose only effect is its answer (detect, verify, identify): the decision record
+  // is written (a killed process keeps it) but not yet fdatasync'ed; the synced result/outcome record that
+  // follows makes both durable with one fdatasync (group commit). A caller that answers without appending
+  // another synced record calls AuditLog::sync_through(audit_seq) first. A denial is synced at once. Only
+  // detect, attributes, verify and identify (else kInvalidArgument): an enrolment's, deletion's or export's
+  // decision must be on disk before the data changes or leaves.
+  Result<Authorization> authorize_deferred(Operation op, RequestContext ctx, std::optional<TimePoint> now = std::nullopt);
 
   // Applies the obligations and appends a result record (gallery searched, summary: subject ids and
   // scores only, never templates or images). Matches needing review are recorded as pending.
@@ -299,7 +306,7 @@ class PolicyGuard {
   Result<ReviewStatus> review_status(const std::string& match_id) const;
 
  private:
-  Result<Authorization> authorize_impl(Operation op, RequestContext ctx, std::optional<TimePoint> now);
+  Result<Authorization> authorize_impl(Operation op, RequestContext ctx, std::optional<TimePoint> now, bool deferred);
   Result<GuardedResult> apply_impl(const Authorization& auth, std::vector<MatchCandidate> candidates,
                                    const std::string& input_ref);
   Result<ReviewStatus> review_impl(const std::string& match_id, const std::string& reviewer_id, bool confirm,

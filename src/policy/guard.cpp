@@ -190,10 +190,20 @@ auto guarded(const char* what, Fn fn) -> decltype(fn()) {
 }  // namespace
 
 Result<Authorization> PolicyGuard::authorize(Operation op, RequestContext ctx, std::optional<TimePoint> now) {
-  return guarded("authorize", [&]() -> Result<Authorization> { return authorize_impl(op, std::move(ctx), now); });
+  return guarded("authorize", [&]() -> Result<Authorization> { return authorize_impl(op, std::move(ctx), now, false); });
 }
 
-Result<Authorization> PolicyGuard::authorize_impl(Operation op, RequestContext ctx, std::optional<TimePoint> now) {
+Result<Authorization> PolicyGuard::authorize_deferred(Operation op, RequestContext ctx, std::optional<TimePoint> now) {
+  // Only the operations whose effect is their answer; an enrolment, deletion or export changes or releases
+  // data, and its decision must be on disk before that happens.
+  if (op != Operation::kDetect && op != Operation::kAttributes && op != Operation::kVerify && op != Operation::kIdentify)
+    return make_error(ErrorCode::kInvalidArgument,
+                      "the decision of '" + std::string(to_string(op)) + "' is made durable before it runs, never deferred");
+  return guarded("authorize", [&]() -> Result<Authorization> { return authorize_impl(op, std::move(ctx), now, true); });
+}
+
+Result<Authorization> PolicyGuard::authorize_impl(Operation op, RequestContext ctx, std::optional<TimePoint> now,
+                                                  bool deferred) {
   if (ctx.operation && *ctx.operation != op)
     return make_error(ErrorCode::kInvalidArgument, "the context names operation '" + std::string(to_string(*ctx.operation)) +
                                                        "' but '" + std::string(to_string(op)) + "' was requested");
@@ -214,7 +224,10 @@ Result<Authorization> PolicyGuard::authorize_impl(Operation op, RequestContext c
   a.decision = engine_.decide(ctx, now);
   a.context = std::move(ctx);
   if (audit_) {
-    FG_ASSIGN_OR_RETURN(a.audit_seq, audit_->append("decision", decision_body(a).dump()));
+    // A denial is answered at once: nothing follows it to carry the fdatasync, so it is synced now.
+    const bool defer = deferred && !a.decision.denied();
+    FG_ASSIGN_OR_RETURN(a.audit_seq, audit_->append("decision", decision_body(a).dump(),
+                                                    defer ? AuditLog::Sync::kDeferred : AuditLog::Sync::kNow));
   }
   if (a.decision.denied()) return make_error(ErrorCode::kPolicyDenied, deny_message(a.decision));
   return a;

@@ -79,6 +79,27 @@ TEST_F(GuardTest, DenialNamesRuleAndCitationAndIsLogged) {
   EXPECT_EQ(body["rules"][0]["id"], "aiact.5-1-h.real-time-rbi");
 }
 
+// The service's group commit: a detect/verify/identify decision may wait for its outcome record's fdatasync;
+// an enrolment's or deletion's may not, and a denial is logged like any other.
+TEST_F(GuardTest, OnlyAnswerOnlyOperationsDeferTheirDecisionRecord) {
+  PolicyGuard guard(*engine_, audit_.get());
+  RequestContext ctx = missing_child();
+  for (Operation op : {Operation::kEnroll, Operation::kDelete, Operation::kExport}) {
+    auto r = guard.authorize_deferred(op, ctx, at("2025-06-01T20:00:00+02:00"));
+    ASSERT_FALSE(r.ok()) << to_string(op);
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << to_string(op);
+  }
+  EXPECT_TRUE(records().empty()) << "a refused deferral decides nothing";
+  ctx.authorisation.reset();
+  auto denied = guard.authorize_deferred(Operation::kIdentify, ctx, at("2025-06-01T20:00:00+02:00"));
+  ASSERT_FALSE(denied.ok());
+  EXPECT_EQ(denied.error().code, ErrorCode::kPolicyDenied);
+  const auto recs = records();
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0].kind, "decision");
+  EXPECT_EQ(nlohmann::json::parse(recs[0].body_json)["effect"], "deny");
+}
+
 TEST_F(GuardTest, PendingAuthorisationResultsAreRestrictedReviewedAndLogged) {
   PolicyGuard guard(*engine_, audit_.get());
   auto auth = guard.authorize(Operation::kIdentify, missing_child(), at("2025-06-01T20:00:00+02:00"));
