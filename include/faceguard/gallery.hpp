@@ -67,7 +67,7 @@ std::string secret_key_to_hex(const SecretKey& key);
 
 // Which vector index answers identify().
 enum class IndexKind {
-  kAuto,   // kFlat up to GalleryOptions::scan8_above templates, kScan8 above
+  kAuto,   // kFlat up to GalleryOptions::scan8_above templates, kScan8 above (kIvf above ivf_above, if set)
   kFlat,   // FAISS exact inner-product scan (float32)
   kScan8,  // exhaustive 8-bit scalar-quantized scan, best candidates re-ranked exactly in float32
   kHnsw,   // FAISS IndexHNSWFlat (approximate; built on open, which takes a while at 1M)
@@ -89,7 +89,7 @@ struct GalleryOptions {
   int hnsw_ef_search = 128;
   std::size_t ivf_above = 0;         // kAuto switches to kIvf above this many templates; 0: never
   std::size_t ivf_nlist = 0;         // kIvf lists; 0: ~4 sqrt(templates), retrained as the gallery grows 4x
-  std::size_t ivf_nprobe = 0;        // kIvf lists probed per query; 0: 15% of the lists (at least 16)
+  std::size_t ivf_nprobe = 0;        // kIvf lists probed per query; 0: 3 nlist^(2/3) (756 of 4,000 lists at 1M)
   int busy_timeout_ms = 5000;        // how long a writer waits for another process's write to finish
   std::uint64_t max_bytes = 0;       // >0: refuse to grow the gallery file beyond this (quota); kIoError
   int threads = 0;                   // search threads; 0: hardware concurrency

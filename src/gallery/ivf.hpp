@@ -37,8 +37,8 @@ class IvfLists {
   // k-means sees at most this many rows (a random subsample): training cost is linear in it, and ~40 rows
   // per centroid at 4,000 lists (1M templates) is what faiss asks for (min_points_per_centroid 39).
   static constexpr std::size_t kMaxTrainRows = 160'000;
-  // k-means iterations. faiss's default is 25; on the face-shaped gallery 10 gave the same recall at the
-  // same nprobe (the partition only has to be good, not converged) in 40% of the time.
+  // k-means iterations (faiss's default is 25): the partition only has to be good, not converged, and training
+  // runs on every open. The recall figures in docs/gallery.md (and the default nprobe) are measured with 10.
   static constexpr int kKmeansIterations = 10;
 
   // ~4 sqrt(n) lists (the usual IVF rule: lists of ~sqrt(n)/4 rows), at least 1, at most n / 8 so that small
