@@ -139,39 +139,40 @@ Result<RequestContext> request_context(const Service::State& st, const ApiKeyInf
   return merge_context(st.profile, req);
 }
 
-HttpResponse run_on_worker(Service::State& st, std::function<HttpResponse(Pipeline&)> fn) {
+std::optional<HttpResponse> compute_on_worker(Service::State& st, std::function<void(Pipeline&)> compute,
+                                              std::string* server_timing) {
   if (!st.ready()) {
     auto r = error_response(503, "loading", st.load_failed ? "models failed to load: " + st.load_error()
                                                              : "models are still loading");
     r.headers.emplace_back("Retry-After", "2");
     return r;
   }
-  // fn refers to the caller's stack (the request, its decoded body). A job still queued when the caller
+  // compute refers to the caller's stack (the request, its decoded body). A job still queued when the caller
   // gives up is cancelled before it can touch them (kQueued -> kCancelled); one already running is waited
   // for, since an inference cannot be interrupted and an enrolment it commits must be reported.
   enum : int { kQueued, kRunning, kCancelled };
+  struct Ran {
+    std::string error;  // an exception's message; empty when compute returned
+    double queue_ms = 0, compute_ms = 0;
+  };
   auto phase = std::make_shared<std::atomic<int>>(kQueued);
   const auto submitted = std::chrono::steady_clock::now();
-  auto fut = st.pool->submit([&st, fn, phase, submitted](int worker) -> std::optional<HttpResponse> {
+  auto fut = st.pool->submit([&st, compute, phase, submitted](int worker) -> std::optional<Ran> {
     int expected = kQueued;
     if (!phase->compare_exchange_strong(expected, kRunning)) return std::nullopt;
+    Ran ran;
+    const auto started = std::chrono::steady_clock::now();
     try {
-      const auto started = std::chrono::steady_clock::now();
-      HttpResponse r = fn(*st.pipelines[static_cast<std::size_t>(worker)]);
-      // Server-Timing (W3C): time waiting for a worker and time computing, so a client can tell the service's
-      // own cost from the models'.
-      const auto done = std::chrono::steady_clock::now();
-      char timing[96];
-      std::snprintf(timing, sizeof timing, "queue;dur=%.2f, compute;dur=%.2f",
-                    std::chrono::duration<double, std::milli>(started - submitted).count(),
-                    std::chrono::duration<double, std::milli>(done - started).count());
-      r.headers.emplace_back("Server-Timing", timing);
-      return r;
+      compute(*st.pipelines[static_cast<std::size_t>(worker)]);
     } catch (const std::exception& e) {
-      return internal_error(st, std::string("worker: ") + e.what());
+      ran.error = e.what();
     } catch (...) {
-      return internal_error(st, "worker: unknown exception");
+      ran.error = "unknown exception";
     }
+    const auto done = std::chrono::steady_clock::now();
+    ran.queue_ms = std::chrono::duration<double, std::milli>(started - submitted).count();
+    ran.compute_ms = std::chrono::duration<double, std::milli>(done - started).count();
+    return ran;
   });
   if (!fut) {
     st.metrics.count_rejection("saturated");
@@ -189,8 +190,22 @@ HttpResponse run_on_worker(Service::State& st, std::function<HttpResponse(Pipeli
       return r;
     }
   }
-  auto out = fut->get();
-  if (!out) return internal_error(st, "worker job cancelled after it started");
+  auto ran = fut->get();
+  if (!ran) return internal_error(st, "worker job cancelled after it started");
+  if (!ran->error.empty()) return internal_error(st, "worker: " + ran->error);
+  // Server-Timing (W3C): time waiting for a worker and time computing, so a client can tell the service's own
+  // cost from the models'.
+  char timing[96];
+  std::snprintf(timing, sizeof timing, "queue;dur=%.2f, compute;dur=%.2f", ran->queue_ms, ran->compute_ms);
+  *server_timing = timing;
+  return std::nullopt;
+}
+
+HttpResponse run_on_worker(Service::State& st, std::function<HttpResponse(Pipeline&)> fn) {
+  std::optional<HttpResponse> out;
+  std::string timing;
+  if (auto refused = compute_on_worker(st, [&out, &fn](Pipeline& pipe) { out = fn(pipe); }, &timing)) return *refused;
+  out->headers.emplace_back("Server-Timing", timing);
   return std::move(*out);
 }
 
@@ -232,14 +247,19 @@ bool role_allows(ApiRole role, std::initializer_list<ApiRole> allowed) {
 void record_request(Service::State& st, const HttpRequest& req, const std::string& route, int status,
                     const std::string& key_id, const std::string& operator_id, double seconds) {
   st.metrics.observe_request(req.method, route, status, seconds);
-  if (!st.access_log) return;
+  if (!st.audit) return;
   json rec = {{"method", req.method}, {"route", route}, {"path", req.path}, {"status", status},
               {"key_id", key_id}, {"operator", operator_id}, {"remote", req.remote_addr},
               {"ms", std::round(seconds * 1e5) / 100}};
-  if (auto a = st.access_log->append("request", rec.dump()); !a) st.log("audit write failed: " + a.error().message);
+  if (auto a = st.audit->append("request", rec.dump(), AuditLog::Sync::kDeferred); !a)
+    st.log("audit write failed: " + a.error().message);
 }
 
 namespace {
+
+// The highest deferred decision record (authorize_deferred) of the request this I/O thread is handling: it
+// must be on disk before the answer goes out. Handlers run on the thread that called observed().
+thread_local std::uint64_t t_deferred_seq = 0;
 
 // Every route goes through here: it is timed, counted, audited, and no exception escapes it.
 Handler observed(Service::State& st, const std::string& method, const std::string& pattern,
@@ -248,6 +268,7 @@ Handler observed(Service::State& st, const std::string& method, const std::strin
     const auto t0 = std::chrono::steady_clock::now();
     HttpResponse res;
     std::string key_id = "-", operator_id = "-";
+    t_deferred_seq = 0;
     try {
       res = fn(req, key_id, operator_id);
     } catch (const std::exception& e) {
@@ -264,6 +285,12 @@ Handler observed(Service::State& st, const std::string& method, const std::strin
         body["error"]["incident"] = json::parse(logged.body)["error"]["incident"];
         res.body = body.dump();
       }
+    }
+    // A deferred decision is usually made durable by its outcome or result record already (a no-op then);
+    // when the operation failed after the decision, this is its fdatasync. No answer without it.
+    if (t_deferred_seq != 0) {
+      if (auto s = st.audit->sync_through(std::exchange(t_deferred_seq, 0)); !s)
+        res = internal_error(st, "the decision record could not be made durable: " + s.error().message);
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     record_request(st, req, pattern, res.status, key_id, operator_id, secs);
@@ -322,8 +349,12 @@ std::optional<HttpResponse> authorize(Service::State& st, Operation op, const Ap
   if (!ctx) return from_error(ctx.error());
   if (!gallery.empty()) ctx->gallery_id = gallery;
   if (!subject.empty()) ctx->subject_id = subject;
-  auto auth = st.guard->authorize(op, *ctx);
+  // A detect, verify or identify answers and does nothing else: its decision is made durable together with
+  // its outcome/result record, one fdatasync instead of two (see PolicyGuard::authorize_deferred).
+  const bool defer = op == Operation::kDetect || op == Operation::kVerify || op == Operation::kIdentify;
+  auto auth = defer ? st.guard->authorize_deferred(op, *ctx) : st.guard->authorize(op, *ctx);
   if (auth) {
+    if (defer) t_deferred_seq = auth->audit_seq;
     st.metrics.count_decision(std::string(to_string(auth->decision.effect)));
     out = std::move(*auth);
     return std::nullopt;
@@ -459,10 +490,6 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceConfig& config) {
       st->profile.audit_log.empty() ? cfg.data_dir / "audit.jsonl" : std::filesystem::path(st->profile.audit_log);
   FG_ASSIGN_OR_RETURN(auto audit, AuditLog::open(audit_path, aopt));
   st->audit.emplace(std::move(audit));
-  AuditOptions access_opt = aopt;
-  access_opt.sync = false;
-  FG_ASSIGN_OR_RETURN(auto access, AuditLog::open(audit_path, access_opt));
-  st->access_log.emplace(std::move(access));
   const std::filesystem::path consent_path =
       st->profile.consent_db.empty() ? cfg.data_dir / "consent.db" : std::filesystem::path(st->profile.consent_db);
   FG_ASSIGN_OR_RETURN(auto consents, ConsentRegistry::open(consent_path));

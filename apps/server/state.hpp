@@ -35,12 +35,12 @@ struct Service::State {
   std::unique_ptr<ApiKeyStore> keys;
   std::optional<PolicyEngine> policy;
   DeploymentProfile profile;
+  // The trail. Enrol/delete decisions are durable before the gallery changes; the decision of a detect,
+  // verify or identify is written at once but made durable with its result/outcome record (one fdatasync),
+  // and in any case before the answer is sent (observed() -> sync_through). The per-request access records
+  // ("request") are appended deferred too: written before the response, on disk with the next synced record
+  // (or the kernel's writeback): a process crash loses none, a power loss may lose the last few.
   std::optional<AuditLog> audit;
-  // The same trail, appended without fsync: the per-request access records ("request"). Decision, result and
-  // outcome records go through `audit` and are durable before the operation runs / the answer is sent; an
-  // access record is written before its response too but reaches the disk with the next synced record (or
-  // the kernel's writeback): a process crash loses none, a power loss may lose the last few.
-  std::optional<AuditLog> access_log;
   std::optional<ConsentRegistry> consents;
   std::unique_ptr<PolicyGuard> guard;
   SecretKey master_key;
@@ -118,8 +118,13 @@ void record_request(Service::State& st, const HttpRequest& req, const std::strin
                     const std::string& key_id, const std::string& operator_id, double seconds);
 
 // Run fn on a compute worker with its Pipeline; 503 + Retry-After when saturated or when no worker took
-// it within the request timeout.
+// it within the request timeout. Server-Timing's compute span is all of fn.
 HttpResponse run_on_worker(Service::State& st, std::function<HttpResponse(Pipeline&)> fn);
+// The same for a computation that leaves its results in the caller's variables, so that building the answer
+// and auditing it happen outside the compute span (the library-call part is then exactly `compute`).
+// nullopt when it ran (*server_timing = "queue;dur=.., compute;dur=.."); else the response to send (503, 500).
+std::optional<HttpResponse> compute_on_worker(Service::State& st, std::function<void(Pipeline&)> compute,
+                                              std::string* server_timing);
 
 // Open (or create) a gallery by name; names are [A-Za-z0-9_-]{1,64}.
 using GalleryRef = std::shared_ptr<Gallery>;

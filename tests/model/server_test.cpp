@@ -645,8 +645,10 @@ TEST_F(ServerTest, OpenApiDocumentMatchesTheRoutes) {
 
 // The service's cost over calling the library. Detection alone takes 100-250 ms on this shared machine and
 // jitters by tens of ms, which would drown a difference of two timings; so the service reports the time its
-// worker spent in the library (Server-Timing: compute) and the overhead is the client's round trip minus that,
-// per request: HTTP, key check, rate limit, policy decision, three fsynced audit records, multipart, JSON.
+// worker spent in the library (Server-Timing: compute, which covers exactly decode + detect, as timed here) and
+// the overhead is the client's round trip minus that, per request: HTTP, multipart, key check, rate limit,
+// policy decision, the decision + outcome + access audit records (one fdatasync for all three), the response
+// JSON, the hand-off to the worker and back.
 // Also timed: an in-process decode + detect of the same photo (the library figure) and a request that does no
 // computation. The figures go to docs/api.md.
 TEST_F(ServerTest, OverheadOverTheLibrary) {
