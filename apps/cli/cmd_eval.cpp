@@ -19,7 +19,7 @@ struct EvalArgs {
   std::string train;
   std::string images;
   std::string detector = "ssd";
-  std::string align = "similarity";
+  std::string align = "mean-face";
   std::string landmarks = "68";
   std::string embedder = "dlib";
   bool flip = false;
@@ -103,13 +103,7 @@ nlohmann::json to_json(const ListSummary& s) {
 Result<eval::VerifyConfig> make_config(const EvalArgs& a) {
   eval::VerifyConfig c;
   FG_ASSIGN_OR_RETURN(c.pipeline.detector.kind, parse_detector_kind(a.detector));
-  if (a.align == "similarity") {
-    c.pipeline.align = AlignMethod::kSimilarity5;
-  } else if (a.align == "crop") {
-    c.pipeline.align = AlignMethod::kAxisCrop;
-  } else {
-    return make_error(ErrorCode::kInvalidArgument, "--align must be similarity or crop");
-  }
+  FG_ASSIGN_OR_RETURN(c.pipeline.align, parse_align_method(a.align));
   if (a.landmarks == "68") {
     c.pipeline.landmarks68 = true;
   } else if (a.landmarks == "tiny") {
@@ -278,7 +272,7 @@ void setup_eval(CLI::App& app) {
   v->add_option("--train", args->train, "pair list to choose the threshold on (e.g. pairsDevTrain.txt)");
   v->add_option("--images", args->images, "folder holding the images (LFW: the <name>/ folders; default: <pairs folder>/images)");
   v->add_option("--detector", args->detector, "ssd, tiny, blazeface or blazeface-front")->capture_default_str();
-  v->add_option("--align", args->align, "similarity (5-point warp) or crop (face-api.js axis-aligned crop)")->capture_default_str();
+  v->add_option("--align", args->align, "similarity (5-point warp), mean-face (dlib's 33-point fit to its mean face) or crop (face-api.js axis-aligned crop)")->capture_default_str();
   v->add_option("--landmarks", args->landmarks, "68, tiny or none (BlazeFace keypoints)")->capture_default_str();
   v->add_option("--embedder", args->embedder, "dlib or mobilefacenet")->capture_default_str();
   v->add_flag("--flip", args->flip, "average the templates of the face and its mirror image");

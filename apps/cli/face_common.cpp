@@ -43,8 +43,9 @@ void add_model_options(CLI::App* sub, ModelArgs& args, bool with_embedder) {
                     "research-only training data)")
         ->check(CLI::IsMember({"dlib", "mobilefacenet"}));
     sub->add_option("--align", args.align,
-                    "alignment: similarity (5-point warp, default) or crop (face-api.js axis-aligned crop)")
-        ->check(CLI::IsMember({"similarity", "crop"}));
+                    "alignment: mean-face (default: dlib's 33-point fit to its mean face for 68-point landmarks and "
+                    "the dlib chip, else the 5-point warp), similarity (5-point warp) or crop (face-api.js axis-aligned crop)")
+        ->check(CLI::IsMember({"similarity", "mean-face", "crop"}));
     sub->add_flag("!--no-refine", args.landmarks68_on_blazeface,
                   "with --detector blazeface*: align on BlazeFace's own keypoints instead of 68-point landmarks");
   }
@@ -56,7 +57,7 @@ Result<PipelineOptions> pipeline_options(const ModelArgs& args) {
   o.detector.min_score = args.min_score;
   o.tiny_landmarks = args.tiny_landmarks;
   o.landmarks68 = args.landmarks68_on_blazeface;
-  o.align = args.align == "crop" ? AlignMethod::kAxisCrop : AlignMethod::kSimilarity5;
+  FG_ASSIGN_OR_RETURN(o.align, parse_align_method(args.align));
   o.embedder.kind = args.model == "mobilefacenet" ? EmbedderKind::kMobileFaceNet : EmbedderKind::kDlibResNet;
   return o;
 }

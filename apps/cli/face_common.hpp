@@ -34,7 +34,7 @@ struct ModelArgs {
   std::string detector = "ssd";
   float min_score = -1.f;
   std::string model = "dlib";
-  std::string align = "similarity";
+  std::string align = "mean-face";
   bool tiny_landmarks = false;
   bool landmarks68_on_blazeface = true;
 };

@@ -7,7 +7,10 @@
 #pragma once
 
 #include <array>
+#include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include <opencv2/core.hpp>
 
@@ -31,9 +34,20 @@ struct ChipTemplate {
 };
 
 enum class AlignMethod {
-  kSimilarity5,  // 5-point similarity warp onto a template (default)
+  kSimilarity5,  // 5-point similarity warp onto a template
   kAxisCrop,     // face-api.js style: axis-aligned box crop, padded square, resized
+  kMeanFace,     // (the pipeline's default) dlib's own get_face_chip_details: a 68-point face is fitted to dlib's mean face over its
+                 // 33 stable points (eyes, nose, upper lip and mouth corners) onto the dlib150 chip; faces
+                 // with other landmarks, and other chip families, use the 5-point warp
 };
+
+// "similarity", "crop", "mean-face" (the CLI's --align values) and back; kInvalidArgument for others.
+const char* to_string(AlignMethod method);
+Result<AlignMethod> parse_align_method(std::string_view name);
+
+// The 33 (iBUG index, dlib150 chip position) pairs kMeanFace fits, from dlib's mean face shape with
+// padding 0.25 (src/align/mean_face.cpp gives the provenance).
+std::span<const std::pair<int, Point2f>> dlib150_mean_face();
 
 // Five points (template order) from a face's landmarks (68-point or BlazeFace keypoints).
 Result<std::array<Point2f, 5>> five_points(const Face& face);
@@ -42,6 +56,9 @@ const ChipTemplate& template_for(const Face& face, bool arcface);
 
 // The 2x3 similarity transform that maps source points onto the template (least squares).
 Result<cv::Mat> similarity_transform(const std::array<Point2f, 5>& src, const ChipTemplate& tpl);
+// The same over any number of point pairs src[i] -> dst[i] (weights: empty for all 1; 0 drops a point).
+Result<cv::Mat> similarity_transform(std::span<const Point2f> src, std::span<const Point2f> dst,
+                                     std::span<const float> weights = {});
 
 Result<cv::Mat> align(const cv::Mat& bgr, const Face& face, const ChipTemplate& tpl,
                       AlignMethod method = AlignMethod::kSimilarity5);

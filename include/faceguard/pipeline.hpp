@@ -28,7 +28,7 @@ struct PipelineOptions {
   DetectorOptions detector{};
   bool landmarks68 = true;  // refine with the 68-point net (BlazeFace keypoints are used when false)
   bool tiny_landmarks = false;
-  AlignMethod align = AlignMethod::kSimilarity5;
+  AlignMethod align = AlignMethod::kMeanFace;  // LFW View 1 (dlib): mean-face 98.3%, 5-point 97.8% (docs/eval.md)
   EmbedderOptions embedder{};
   int max_faces = 0;  // 0: all
 };

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include <opencv2/imgproc.hpp>
 
@@ -97,27 +98,31 @@ Result<std::array<Point2f, 5>> five_points(const Face& face) {
 // Weighted least squares over similarity transforms q = [a -b; b a] p + t. The problem is linear in
 // (a, b, tx, ty), so the closed form below (Umeyama's, without the reflection case, which a
 // similarity with positive scale cannot produce) is the exact minimiser and fully deterministic.
-Result<cv::Mat> similarity_transform(const std::array<Point2f, 5>& src, const ChipTemplate& tpl) {
+Result<cv::Mat> similarity_transform(std::span<const Point2f> src, std::span<const Point2f> dst,
+                                     std::span<const float> weights) {
+  if (src.size() != dst.size() || (!weights.empty() && weights.size() != src.size()))
+    return make_error(ErrorCode::kInvalidArgument, "similarity: point lists differ in length");
+  auto weight = [&](std::size_t i) { return weights.empty() ? 1.0 : static_cast<double>(weights[i]); };
   double wsum = 0, px = 0, py = 0, qx = 0, qy = 0;
   int used = 0;
-  for (int i = 0; i < 5; ++i) {
-    const double w = tpl.weights[i];
+  for (std::size_t i = 0; i < src.size(); ++i) {
+    const double w = weight(i);
     if (!std::isfinite(w) || w < 0) return make_error(ErrorCode::kInvalidArgument, "similarity: bad template weight");
-    if (!finite(src[i]) || !finite(tpl.points[i]))
+    if (!finite(src[i]) || !finite(dst[i]))
       return make_error(ErrorCode::kInvalidArgument, "similarity: point is not finite");
     if (w == 0) continue;
     ++used;
     wsum += w;
-    px += w * src[i].x, py += w * src[i].y, qx += w * tpl.points[i].x, qy += w * tpl.points[i].y;
+    px += w * src[i].x, py += w * src[i].y, qx += w * dst[i].x, qy += w * dst[i].y;
   }
   if (used < 2 || wsum <= 0) return make_error(ErrorCode::kInvalidArgument, "similarity: fewer than two weighted points");
   px /= wsum, py /= wsum, qx /= wsum, qy /= wsum;
   double sxx = 0, a = 0, b = 0, tyy = 0;
-  for (int i = 0; i < 5; ++i) {
-    const double w = tpl.weights[i];
+  for (std::size_t i = 0; i < src.size(); ++i) {
+    const double w = weight(i);
     if (w == 0) continue;
     const double ux = src[i].x - px, uy = src[i].y - py;
-    const double vx = tpl.points[i].x - qx, vy = tpl.points[i].y - qy;
+    const double vx = dst[i].x - qx, vy = dst[i].y - qy;
     sxx += w * (ux * ux + uy * uy);
     tyy += w * (vx * vx + vy * vy);
     a += w * (ux * vx + uy * vy);
@@ -133,6 +138,11 @@ Result<cv::Mat> similarity_transform(const std::array<Point2f, 5>& src, const Ch
     return make_error(ErrorCode::kInvalidArgument, "similarity: landmarks are degenerate (no consistent scale)");
   cv::Mat m = (cv::Mat_<double>(2, 3) << a, -b, qx - (a * px - b * py), b, a, qy - (b * px + a * py));
   return m;
+}
+
+Result<cv::Mat> similarity_transform(const std::array<Point2f, 5>& src, const ChipTemplate& tpl) {
+  return similarity_transform(std::span<const Point2f>(src), std::span<const Point2f>(tpl.points),
+                              std::span<const float>(tpl.weights));
 }
 
 Result<cv::Mat> axis_crop(const cv::Mat& image, const Face& face) {
@@ -165,8 +175,21 @@ Result<cv::Mat> align(const cv::Mat& image, const Face& face, const ChipTemplate
     }
   }
   FG_ASSIGN_OR_RETURN(cv::Mat bgr, to_bgr(image));
-  FG_ASSIGN_OR_RETURN(auto pts, five_points(face));
-  FG_ASSIGN_OR_RETURN(cv::Mat m, similarity_transform(pts, tpl));
+  cv::Mat m;
+  if (method == AlignMethod::kMeanFace && face.scheme == LandmarkScheme::kIbug68 && face.landmarks.size() == 68 &&
+      tpl.name == ChipTemplate::dlib150().name) {
+    const auto pairs = dlib150_mean_face();
+    std::vector<Point2f> src, dst;
+    src.reserve(pairs.size()), dst.reserve(pairs.size());
+    for (const auto& [index, chip_point] : pairs) {
+      src.push_back(face.landmarks[static_cast<std::size_t>(index)]);
+      dst.push_back(chip_point);
+    }
+    FG_ASSIGN_OR_RETURN(m, similarity_transform(src, dst));
+  } else {
+    FG_ASSIGN_OR_RETURN(auto pts, five_points(face));
+    FG_ASSIGN_OR_RETURN(m, similarity_transform(pts, tpl));
+  }
   cv::Mat chip;
   // Bilinear, constant black outside the image: what dlib's extract_image_chip and InsightFace's
   // norm_crop (cv2.warpAffine, borderValue 0) do when these templates were made, so chips near the

@@ -277,7 +277,7 @@ std::string config_key(const VerifyConfig& c) {
   std::ostringstream k;
   k << kEmbedRecipe << ";detector=" << to_string(p.detector.kind) << ";min_score=" << p.detector.min_score
     << ";nms=" << p.detector.nms_iou << ";input=" << p.detector.input_size << ";lm68=" << p.landmarks68
-    << ";tiny_lm=" << p.tiny_landmarks << ";align=" << (p.align == AlignMethod::kSimilarity5 ? "similarity" : "crop")
+    << ";tiny_lm=" << p.tiny_landmarks << ";align=" << to_string(p.align)
     << ";embedder=" << (p.embedder.kind == EmbedderKind::kDlibResNet ? "dlib" : "mobilefacenet")
     << ";flip=" << c.flip << ";fallback=" << c.fallback;
   return k.str();

@@ -202,6 +202,82 @@ TEST(Align, SimilarityWarpPutsFeaturesOnTheTemplate) {
   EXPECT_EQ(edge->at<cv::Vec3b>(5, 5), cv::Vec3b(0, 0, 0));
 }
 
+TEST(MeanFace, IsDlibsThirtyThreeStablePointsOnTheChip) {
+  const auto pairs = dlib150_mean_face();
+  ASSERT_EQ(pairs.size(), 33u);  // 17..67 without the eyebrows (17-26) and the lower lip (55-59, 65-67)
+  for (const auto& [i, p] : pairs) {
+    EXPECT_GE(i, 27);
+    EXPECT_FALSE((55 <= i && i <= 59) || (65 <= i && i <= 67)) << i;
+    EXPECT_GT(p.x, 0.f);
+    EXPECT_LT(p.x, 150.f);
+    EXPECT_GT(p.y, 0.f);
+    EXPECT_LT(p.y, 150.f);
+  }
+  // dlib's mean face at padding 0.25: nose tip (30) at (0.490127, 0.515625) -> ((0.25 + m) / 1.5) * 150.
+  EXPECT_NEAR(pairs[3].second.x, 74.0127f, 1e-3);
+  EXPECT_NEAR(pairs[3].second.y, 76.5625f, 1e-3);
+  // Its eye centres sit within 1.5 px of the 5-point dlib150 template (measured on dlib chips).
+  auto mean = [&](int first, int last) {
+    Point2f m{0, 0};
+    for (const auto& [i, p] : pairs)
+      if (i >= first && i <= last) m.x += p.x / 6, m.y += p.y / 6;
+    return m;
+  };
+  const auto& tpl = ChipTemplate::dlib150();
+  for (auto [eye, first] : {std::pair{0, 36}, std::pair{1, 42}}) {
+    const Point2f c = mean(first, first + 5);
+    EXPECT_NEAR(c.x, tpl.points[eye].x, 1.5) << first;
+    EXPECT_NEAR(c.y, tpl.points[eye].y, 1.5) << first;
+  }
+}
+
+TEST(MeanFace, AlignFitsAllThirtyThreePointsAndFallsBackOtherwise) {
+  // A 68-point face whose stable points are the mean face under a known similarity (with the other
+  // points - eyebrows, jaw, lower lip - scattered): the warp must map every stable point home.
+  const cv::Mat to_chip = similarity(0.45, 0.3, 25, -20);
+  cv::Mat inv;
+  cv::invertAffineTransform(to_chip, inv);
+  Face f;
+  f.scheme = LandmarkScheme::kIbug68;
+  f.box = {0, 0, 400, 400};
+  f.landmarks.assign(68, Point2f{0, 0});
+  for (int i = 0; i < 68; ++i) f.landmarks[i] = {static_cast<float>(37 * i % 400), static_cast<float>(91 * i % 400)};
+  for (const auto& [i, p] : dlib150_mean_face()) f.landmarks[i] = apply(inv, p);
+  cv::Mat image(400, 400, CV_8UC3, cv::Scalar::all(0));
+  for (const auto& [i, p] : dlib150_mean_face()) {
+    const Point2f s = f.landmarks[i];
+    cv::circle(image, cv::Point(cvRound(s.x), cvRound(s.y)), 2, cv::Scalar::all(255), -1);
+  }
+  auto chip = align(image, f, ChipTemplate::dlib150(), AlignMethod::kMeanFace);
+  ASSERT_TRUE(chip.ok()) << chip.error().message;
+  ASSERT_EQ(chip->size(), cv::Size(150, 150));
+  for (const auto& [i, p] : dlib150_mean_face())
+    EXPECT_GT(chip->at<cv::Vec3b>(cvRound(p.y), cvRound(p.x))[0], 100) << "point " << i;
+  // The 5-point warp of the same face lands elsewhere (the scattered points move its eye/mouth means).
+  auto five = align(image, f, ChipTemplate::dlib150(), AlignMethod::kSimilarity5);
+  ASSERT_TRUE(five.ok());
+  EXPECT_GT(cv::norm(*chip, *five, cv::NORM_L1), 1000.0);
+  // Non-finite stable landmark: an error, not a crash.
+  Face bad = f;
+  bad.landmarks[30].x = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_FALSE(align(image, bad, ChipTemplate::dlib150(), AlignMethod::kMeanFace).ok());
+  // Other chip families and landmark schemes use the 5-point warp, identical to kSimilarity5.
+  auto arc_mean = align(image, f, ChipTemplate::arcface112(), AlignMethod::kMeanFace);
+  auto arc_five = align(image, f, ChipTemplate::arcface112(), AlignMethod::kSimilarity5);
+  ASSERT_TRUE(arc_mean.ok() && arc_five.ok());
+  EXPECT_EQ(cv::norm(*arc_mean, *arc_five, cv::NORM_INF), 0.0);
+}
+
+TEST(MeanFace, MethodNamesRoundTrip) {
+  for (AlignMethod m : {AlignMethod::kSimilarity5, AlignMethod::kAxisCrop, AlignMethod::kMeanFace}) {
+    auto back = parse_align_method(to_string(m));
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(*back, m);
+  }
+  EXPECT_FALSE(parse_align_method("dlib5").ok());
+  EXPECT_FALSE(parse_align_method("").ok());
+}
+
 TEST(Align, AxisCropFollowsFaceApi) {
   cv::Mat image(200, 300, CV_8UC3);
   cv::RNG(5).fill(image, cv::RNG::UNIFORM, 0, 256);
