@@ -47,7 +47,7 @@ const std::map<std::string, std::string>& faceapi_names() {
       {"landmarks/68", "landmarks68_per_face"},
       {"landmarks/68-tiny", "landmarks68_tiny_per_face"},
       {"embed/b1", "descriptor_per_face"},
-      {"end-to-end/ssd+68+similarity+dlib", "pipeline_ssd_landmarks_descriptors"},
+      {"end-to-end/ssd+68+mean-face+dlib", "pipeline_ssd_landmarks_descriptors"},
   };
   return m;
 }

@@ -193,14 +193,14 @@ class Bench {
       for (const auto& bf : faces_) {
         cv::Mat chip;
         auto t = time_calls(o_.warmup, o_.repeats, 1.0, [&] {
-          auto c = align(images_[bf.image], bf.face, ChipTemplate::dlib150());
+          auto c = align(images_[bf.image], bf.face, ChipTemplate::dlib150(), AlignMethod::kMeanFace);
           if (c) chip = *c;
         });
         if (chip.empty()) return make_error(ErrorCode::kInternal, "alignment failed in the benchmark");
         ms.append(t);
         chips_.push_back(chip);
       }
-      add("align/similarity-150", "ms/face", std::move(ms));
+      add("align/mean-face-150", "ms/face", std::move(ms));
     }
     FG_ASSIGN_OR_RETURN(auto emb, Embedder::create(pack_, {}));
     {
@@ -313,7 +313,7 @@ class Bench {
       faces += static_cast<int>(n);
       ms.append(t);
     }
-    add("end-to-end/ssd+68+similarity+dlib", "ms/image", std::move(ms));
+    add("end-to-end/ssd+68+mean-face+dlib", "ms/image", std::move(ms));
     check("end-to-end finds SSD's faces", faces == r_.faces,
           std::to_string(faces) + " faces (SSD alone: " + std::to_string(r_.faces) + ")");
     return ok_status();
