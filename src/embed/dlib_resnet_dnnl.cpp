@@ -77,6 +77,7 @@ Result<std::unique_ptr<Embedder>> create_dlib_resnet_engine(const std::filesyste
 #include <opencv2/core/utility.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "model/dnnl_common.hpp"
 #include "model/net_builder.hpp"
 
 namespace faceguard::embed {
@@ -91,7 +92,6 @@ using Tag = memory::format_tag;
 // on one core) and higher at 16 (6.2 ms: a face needs ~1.3 MB of fp32 activations, 16 no longer fit the
 // 2 MB L2); 8 keeps each worker's arena near 10 MB.
 constexpr int kMaxForwardBatch = 8;
-constexpr std::size_t kArenaAlign = 64;  // cache line / AVX-512 vector: what oneDNN's own allocator uses
 
 // One convolution with the face-api scale folded in. OIHW float, the layout of oneDNN's Tag::oihw.
 struct ConvLayer {
@@ -154,19 +154,6 @@ NetDef load_net(const model::WeightMap& w, int input_size) {
   return d;
 }
 
-
-// omp_set_num_threads for one scope (oneDNN runs its parallel regions on the calling thread's OpenMP
-// team); the previous value is restored so that other OpenMP users (FAISS) are unaffected.
-class OmpThreads {
- public:
-  explicit OmpThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
-  ~OmpThreads() { omp_set_num_threads(saved_); }
-  OmpThreads(const OmpThreads&) = delete;
-  OmpThreads& operator=(const OmpThreads&) = delete;
-
- private:
-  int saved_;
-};
 
 // The primitives of one batch size. Activation memories point into the embedder's arena (their offsets
 // are kept and the handles set before each run), the input and output into the caller's buffers.
@@ -242,7 +229,7 @@ class PlanBuilder {
   memory tensor(const memory::desc& md) {
     memory m(md, eng_, DNNL_MEMORY_NONE);
     plan_.arena_memories.emplace_back(m, plan_.arena_bytes);
-    plan_.arena_bytes += (md.get_size() + kArenaAlign - 1) / kArenaAlign * kArenaAlign;
+    plan_.arena_bytes += model::dnnl_arena_round(md.get_size());
     return m;
   }
   // A view (sub-memory desc) of an arena memory: same offset, the view's md carries its own offset.
@@ -439,17 +426,13 @@ class PlanBuilder {
   Plan plan_;
 };
 
-struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
-};
-
 // One thread's oneDNN state: its stream, its plans (memories with per-run handles cannot be shared
 // between threads) and the arena their activations live in.
 struct Worker {
   explicit Worker(const dnnl::engine& eng) : stream(eng) {}
   dnnl::stream stream;
   std::map<int, Plan> plans;
-  std::unique_ptr<std::byte, FreeDeleter> arena;
+  model::DnnlArena arena;
   std::size_t arena_bytes = 0;
 };
 
@@ -471,7 +454,7 @@ class DnnlResNetEmbedder final : public Embedder {
 
   // Builds the batch-1 plan now (see create_dlib_resnet_dnnl).
   void prepare() {
-    OmpThreads one(1);
+    model::OmpThreads one(1);
     plan(worker(0), 1);
   }
 
@@ -526,7 +509,7 @@ class DnnlResNetEmbedder final : public Embedder {
     std::mutex failure_mutex;
     std::string failure;
     auto work = [&](Worker& w) {
-      OmpThreads one(1);
+      model::OmpThreads one(1);
       try {
         const model::InputSpec spec{.size = {net_.input_size, net_.input_size},
                                     .mean_rgb = {kDlibMeanRgb[0], kDlibMeanRgb[1], kDlibMeanRgb[2]},
@@ -569,7 +552,7 @@ class DnnlResNetEmbedder final : public Embedder {
 
   static void run(Worker& w, Plan& p, const float* input, float* output) {
     if (w.arena_bytes < p.arena_bytes) {
-      w.arena.reset(static_cast<std::byte*>(std::aligned_alloc(kArenaAlign, p.arena_bytes)));
+      w.arena = model::make_dnnl_arena(p.arena_bytes);
       if (!w.arena) throw std::bad_alloc();
       w.arena_bytes = p.arena_bytes;
     }

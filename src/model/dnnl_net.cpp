@@ -26,6 +26,8 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <opencv2/dnn/all_layers.hpp>
 
+#include "model/dnnl_common.hpp"
+
 namespace faceguard::model {
 
 namespace {
@@ -36,7 +38,6 @@ using Dt = memory::data_type;
 using Tag = memory::format_tag;
 using cv::dnn::MatShape;
 
-constexpr std::size_t kArenaAlign = 64;  // cache line / AVX-512 vector, what oneDNN's own allocator uses
 // Index maps are computed by running OpenCV layers on float tensors of indices: a float holds every
 // integer up to 2^24 exactly.
 constexpr std::size_t kMaxIndexSpace = std::size_t{1} << 24;
@@ -46,21 +47,6 @@ constexpr int kPoolAve = 1;
 
 struct Unsupported : std::runtime_error {
   using std::runtime_error::runtime_error;
-};
-
-class OmpThreads {
- public:
-  explicit OmpThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
-  ~OmpThreads() { omp_set_num_threads(saved_); }
-  OmpThreads(const OmpThreads&) = delete;
-  OmpThreads& operator=(const OmpThreads&) = delete;
-
- private:
-  int saved_;
-};
-
-struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
 };
 
 std::string shape_str(const MatShape& s) {
@@ -112,7 +98,7 @@ struct DnnlNet::Impl {
   std::vector<Step> steps;
   std::vector<std::pair<memory, std::size_t>> arena_memories;  // memory, byte offset
   std::size_t arena_bytes = 0;
-  std::unique_ptr<std::byte, FreeDeleter> arena;
+  DnnlArena arena;
   std::vector<memory> input_views;  // handles set to the caller's input at each forward
   std::size_t input_total = 0;
   std::vector<memory> owned;  // reordered weights and biases
@@ -212,7 +198,7 @@ class Translator {
   memory tensor(const memory::desc& md) {
     memory m(md, impl_.eng, DNNL_MEMORY_NONE);
     impl_.arena_memories.emplace_back(m, impl_.arena_bytes);
-    impl_.arena_bytes += (md.get_size() + kArenaAlign - 1) / kArenaAlign * kArenaAlign;
+    impl_.arena_bytes += dnnl_arena_round(md.get_size());
     return m;
   }
   memory nhwc_tensor(const Dims& d) { return tensor(memory::desc(d, Dt::f32, Tag::nhwc)); }
@@ -703,7 +689,7 @@ class Translator {
   void finish() {
     impl_.index_space.assign(index_size_, 0.f);
     for (auto& [m, off] : index_memories_) m.set_data_handle(impl_.index_space.data() + off);
-    impl_.arena.reset(static_cast<std::byte*>(std::aligned_alloc(kArenaAlign, std::max<std::size_t>(impl_.arena_bytes, kArenaAlign))));
+    impl_.arena = make_dnnl_arena(impl_.arena_bytes);
     if (!impl_.arena) throw std::bad_alloc();
     for (auto& [m, off] : impl_.arena_memories) m.set_data_handle(impl_.arena.get() + off);
   }
