@@ -53,12 +53,14 @@ const std::map<std::string, std::string>& faceapi_names() {
 }
 
 // Targets from the engine issue: descriptor <= 12 ms/face single-threaded at batch 1, SSD <= 120 ms on a
-// 1920 px photo, BlazeFace back <= 20 ms.
+// 1920 px photo, BlazeFace back <= 20 ms; from the accuracy-and-speed issue: end to end <= 60 ms on a
+// 1920x1280 group photo on 2 cores (judge it at --threads 2; the row excludes decode, its own row).
 struct Target {
   const char* stage;
   double max_ms;
 };
-constexpr Target kTargets[] = {{"embed/b1", 12.0}, {"detect/ssd", 120.0}, {"detect/blazeface", 20.0}};
+constexpr Target kTargets[] = {{"embed/b1", 12.0}, {"detect/ssd", 120.0}, {"detect/blazeface", 20.0},
+                             {"end-to-end/blazeface+keypoints+dlib", 60.0}};
 
 Result<std::vector<std::filesystem::path>> expand_images(const BenchArgs& a) {
   std::vector<std::filesystem::path> out;
