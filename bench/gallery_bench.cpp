@@ -229,6 +229,54 @@ nlohmann::json recall_detail(const std::vector<std::vector<std::int64_t>>& truth
 
 void emit(const nlohmann::json& j) { std::cout << j.dump() << std::endl; }
 
+void append_ids(std::vector<std::int64_t>& out, const std::vector<gallery::Hit>& hits) {
+  for (const auto& x : hits) out.push_back(x.id);
+}
+void append_ids(std::vector<std::int64_t>& out, const std::vector<faiss::Index::idx_t>& labels) {
+  for (auto x : labels)
+    if (x >= 0) out.push_back(x);  // FAISS pads missing results with -1
+}
+
+// Queries one at a time: each one's latency and the ids it returned (collected outside the timing).
+// search(query) returns gallery hits or FAISS labels, best first.
+struct TimedQueries {
+  std::vector<std::vector<std::int64_t>> ids;
+  std::vector<double> ms;
+};
+template <class Search>
+TimedQueries time_each(const std::vector<float>& queries, std::size_t nq, std::size_t d, Search&& search) {
+  TimedQueries t{std::vector<std::vector<std::int64_t>>(nq), {}};
+  t.ms.reserve(nq);
+  for (std::size_t q = 0; q < nq; ++q) {
+    const auto start = Clock::now();
+    decltype(auto) r = search(queries.data() + q * d);
+    t.ms.push_back(ms_since(start));
+    append_ids(t.ids[q], r);
+  }
+  return t;
+}
+
+// Queries in batches of `batch`: the per-query cost and the ids. search(first, m) returns m hit lists.
+struct TimedBatches {
+  std::vector<std::vector<std::int64_t>> ids;
+  double per_query_ms = 0;
+};
+template <class SearchBatch>
+TimedBatches time_batches(const std::vector<float>& queries, std::size_t nq, std::size_t d, std::size_t batch,
+                          SearchBatch&& search) {
+  TimedBatches t{std::vector<std::vector<std::int64_t>>(nq), 0};
+  double total = 0;
+  for (std::size_t q = 0; q < nq; q += batch) {
+    const std::size_t m = std::min(batch, nq - q);
+    const auto start = Clock::now();
+    auto hs = search(queries.data() + q * d, m);
+    total += ms_since(start);
+    for (std::size_t i = 0; i < m; ++i) append_ids(t.ids[q + i], hs[i]);
+  }
+  t.per_query_ms = nq ? total / static_cast<double>(nq) : 0;
+  return t;
+}
+
 void bench_size(const Args& a, std::size_t n) {
   constexpr int d = 128;
   constexpr std::size_t k = 10;
@@ -282,34 +330,19 @@ void bench_size(const Args& a, std::size_t n) {
   std::vector<float>().swap(ds.rows);
 
   auto run = [&](IndexKind kind, const char* name, nlohmann::json extra) {
-    std::vector<std::vector<std::int64_t>> got(nq);
-    std::vector<double> l;
-    for (std::size_t q = 0; q < nq; ++q) {
-      auto t = Clock::now();
-      auto h = index.search_with(kind, ds.queries.data() + q * d, 1, k).front();
-      l.push_back(ms_since(t));
-      for (const auto& x : h) got[q].push_back(x.id);
-    }
+    const auto one = time_each(ds.queries, nq, d, [&](const float* q) { return index.search_with(kind, q, 1, k).front(); });
     // Batches of a.batch queries: per-query cost when queries are batched (codes read once per batch).
-    double batch_ms = 0;
-    std::vector<std::vector<std::int64_t>> gotb(nq);
-    for (std::size_t q = 0; q < nq; q += static_cast<std::size_t>(a.batch)) {
-      const std::size_t m = std::min<std::size_t>(a.batch, nq - q);
-      auto t = Clock::now();
-      auto hs = index.search_with(kind, ds.queries.data() + q * d, m, k);
-      batch_ms += ms_since(t);
-      for (std::size_t i = 0; i < m; ++i)
-        for (const auto& x : hs[i]) gotb[q + i].push_back(x.id);
-    }
+    const auto batched = time_batches(ds.queries, nq, d, static_cast<std::size_t>(a.batch),
+                                      [&](const float* q, std::size_t m) { return index.search_with(kind, q, m, k); });
     nlohmann::json j{{"bench", name},
                      {"templates", n},
                      {"threads", a.threads},
-                     {"p50_ms", percentile(l, 0.5)},
-                     {"p99_ms", percentile(l, 0.99)},
+                     {"p50_ms", percentile(one.ms, 0.5)},
+                     {"p99_ms", percentile(one.ms, 0.99)},
                      {"batch", a.batch},
-                     {"batch_per_query_ms", batch_ms / static_cast<double>(nq)},
-                     {"recall_at_10", recall_at(truth, got)},
-                     {"recall_at_10_batched", recall_at(truth, gotb)}};
+                     {"batch_per_query_ms", batched.per_query_ms},
+                     {"recall_at_10", recall_at(truth, one.ids)},
+                     {"recall_at_10_batched", recall_at(truth, batched.ids)}};
     if (extra.is_object()) j.update(extra);
     emit(j);
   };
@@ -334,14 +367,7 @@ void bench_size(const Args& a, std::size_t n) {
     std::sort(probes.begin(), probes.end());
     probes.erase(std::unique(probes.begin(), probes.end()), probes.end());
     for (std::size_t np : probes) {
-      std::vector<std::vector<std::int64_t>> got(nq);
-      std::vector<double> l;
-      for (std::size_t q = 0; q < nq; ++q) {
-        auto t = Clock::now();
-        auto r = h.search_ivf_nprobe(ds.queries.data() + q * d, k, np);
-        l.push_back(ms_since(t));
-        for (const auto& x : r) got[q].push_back(x.id);
-      }
+      const auto [got, l] = time_each(ds.queries, nq, d, [&](const float* q) { return h.search_ivf_nprobe(q, k, np); });
       nlohmann::json j{{"bench", "gallery_ivf"}, {"templates", n}, {"threads", a.threads}, {"nlist", h.ivf_nlist()},
                        {"nprobe", np}, {"default_nprobe", np == def}, {"probed_fraction", static_cast<double>(np) / h.ivf_nlist()},
                        {"p50_ms", percentile(l, 0.5)}, {"p99_ms", percentile(l, 0.99)},
@@ -352,18 +378,10 @@ void bench_size(const Args& a, std::size_t n) {
       emit(j);
     }
     // Batched (the default nprobe): queries split over the threads.
-    std::vector<std::vector<std::int64_t>> gotb(nq);
-    double batch_ms = 0;
-    for (std::size_t q = 0; q < nq; q += static_cast<std::size_t>(a.batch)) {
-      const std::size_t m = std::min<std::size_t>(a.batch, nq - q);
-      auto t = Clock::now();
-      auto hs = h.search(ds.queries.data() + q * d, m, k);
-      batch_ms += ms_since(t);
-      for (std::size_t i = 0; i < m; ++i)
-        for (const auto& x : hs[i]) gotb[q + i].push_back(x.id);
-    }
+    const auto batched = time_batches(ds.queries, nq, d, static_cast<std::size_t>(a.batch),
+                                      [&](const float* q, std::size_t m) { return h.search(q, m, k); });
     emit({{"bench", "gallery_ivf_batched"}, {"templates", n}, {"nprobe", def}, {"batch", a.batch},
-          {"batch_per_query_ms", batch_ms / static_cast<double>(nq)}, {"recall_at_10", recall_at(truth, gotb)}});
+          {"batch_per_query_ms", batched.per_query_ms}, {"recall_at_10", recall_at(truth, batched.ids)}});
   }
   if (n <= a.faiss_ivf_max) {
     // FAISS's own IndexIVFFlat for comparison: same list count, k-means iterations and training subsample size,
@@ -399,14 +417,10 @@ void bench_size(const Args& a, std::size_t n) {
     omp_set_num_threads(1);
     for (double f : a.nprobe_scale) {
       ivf.nprobe = std::clamp<std::size_t>(static_cast<std::size_t>(std::lround(f * def)), 1, nlist);
-      std::vector<std::vector<std::int64_t>> got(nq);
-      std::vector<double> l;
-      for (std::size_t q = 0; q < nq; ++q) {
-        auto t = Clock::now();
-        ivf.search(1, ds.queries.data() + q * d, k, D.data(), L.data());
-        l.push_back(ms_since(t));
-        for (auto x : L) if (x >= 0) got[q].push_back(x);
-      }
+      const auto [got, l] = time_each(ds.queries, nq, d, [&](const float* q) -> const std::vector<faiss::Index::idx_t>& {
+        ivf.search(1, q, k, D.data(), L.data());
+        return L;
+      });
       emit({{"bench", "faiss_ivf_flat"}, {"templates", n}, {"nlist", nlist}, {"nprobe", ivf.nprobe},
             {"p50_ms", percentile(l, 0.5)}, {"p99_ms", percentile(l, 0.99)}, {"recall_at_10", recall_at(truth, got)},
             {"train_ms", train_ms}, {"add_ms", add_ms}, {"memory_mb", mem}});
@@ -426,18 +440,8 @@ void bench_size(const Args& a, std::size_t n) {
     h.prepare();
     const double hb = ms_since(t0);
     for (int ef : a.ef) {
-      gallery::IndexConfig c2 = hc;
-      c2.hnsw_ef_search = ef;
-      std::vector<std::vector<std::int64_t>> got(nq);
-      std::vector<double> l;
-      // efSearch is a search-time parameter: a second index object would rebuild; search_with uses the
-      // configured ef, so re-run through a thin loop with faiss parameters instead.
-      for (std::size_t q = 0; q < nq; ++q) {
-        auto t = Clock::now();
-        auto r = h.search_hnsw_ef(ds.queries.data() + q * d, k, ef);
-        l.push_back(ms_since(t));
-        for (const auto& x : r) got[q].push_back(x.id);
-      }
+      // efSearch is a search-time parameter: one graph, searched at each ef.
+      const auto [got, l] = time_each(ds.queries, nq, d, [&](const float* q) { return h.search_hnsw_ef(q, k, ef); });
       nlohmann::json j{{"bench", "faiss_hnsw"}, {"templates", n}, {"M", hc.hnsw_m}, {"ef_construction", hc.hnsw_ef_construction},
                        {"ef_search", ef}, {"p50_ms", percentile(l, 0.5)}, {"p99_ms", percentile(l, 0.99)},
                        {"recall_at_10", recall_at(truth, got)}, {"build_ms", hb}, {"memory_mb", rss_mb() - rss2}};
