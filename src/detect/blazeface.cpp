@@ -6,7 +6,7 @@
 // $FACEGUARD_DETECT_ENGINE say opencv) the same, not yet run, cv::dnn::Net is translated into oneDNN
 // primitives (model/dnnl_net.hpp: 5.5 ms instead of 19.6 ms per forward on one core here). Both give the
 // same four outputs; at creation they are compared once on a fixed pseudo-random input and the oneDNN
-// path is dropped (kAuto) if they differ by more than kSelfCheckTolerance. A oneDNN failure during detect
+// path is dropped (kAuto) if they differ by more than model::kDnnlSelfCheckTolerance. A oneDNN failure during detect
 // switches the detector to OpenCV DNN for good.
 #include "detect/blazeface.hpp"
 
@@ -112,11 +112,6 @@ Result<OutputMap> map_outputs(const std::vector<cv::Mat>& outs, const std::vecto
   return map;
 }
 
-// Largest oneDNN - OpenCV output difference (model::scaled_max_diff: absolute below 1, relative above)
-// accepted at creation. Measured: < 1e-5, float rounding in another summation order; a translation
-// error is O(1).
-constexpr double kSelfCheckTolerance = 1e-3;
-
 class BlazeFaceDetector final : public DetectorBase {
  public:
   BlazeFaceDetector(cv::dnn::Net net, DetectorKind kind, const ResolvedOptions& options)
@@ -153,13 +148,7 @@ class BlazeFaceDetector final : public DetectorBase {
     net_.forward(outs, out_names_);
     FG_ASSIGN_OR_RETURN(map_, map_outputs(outs, out_names_));
     if (!dnnl_) return std::string();
-    auto diff = model::dnnl_max_diff(*dnnl_, net_, blob);
-    std::string problem;
-    if (!diff) {
-      problem = diff.error().message;
-    } else if (!(*diff <= kSelfCheckTolerance)) {
-      problem = "oneDNN outputs differ from OpenCV's by (scaled) " + std::to_string(*diff);
-    }
+    std::string problem = model::dnnl_self_check(*dnnl_, net_, blob);
     if (!problem.empty()) dnnl_.reset();
     return problem;
   }

@@ -146,18 +146,12 @@ class SsdDetector final : public DetectorBase {
     cv::Mat x(4, dims, CV_32F);
     cv::RNG rng(0x55d);  // fixed: the check is repeatable
     rng.fill(x, cv::RNG::UNIFORM, -1.0, 1.0);
-    auto diff = model::dnnl_max_diff(**d, net_, x);
-    if (!diff) return diff.error().message;
-    if (!(*diff <= kSelfCheckTolerance)) return "oneDNN outputs differ from OpenCV's by " + std::to_string(*diff);
-    dnnl_ = std::move(*d);
-    return {};
+    std::string problem = model::dnnl_self_check(**d, net_, x);
+    if (problem.empty()) dnnl_ = std::move(*d);
+    return problem;
   }
 
  private:
-  // Largest oneDNN - OpenCV difference (model::scaled_max_diff) accepted at creation: float rounding in
-  // another order is ~1e-5; a translation error is O(1).
-  static constexpr double kSelfCheckTolerance = 1e-3;
-
   std::vector<Face> run(const cv::Mat& bgr) override {
     cv::Mat blob = face_api_input_blob(bgr, kSsdInputSize);
     // SsdMobilenetv1.forwardInput: x / 127.5 - 1 (two float32 ops).

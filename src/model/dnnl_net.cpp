@@ -835,4 +835,12 @@ Result<double> dnnl_max_diff(DnnlNet& dnnl, cv::dnn::Net& net, const cv::Mat& in
   return worst;
 }
 
+std::string dnnl_self_check(DnnlNet& dnnl, cv::dnn::Net& net, const cv::Mat& input) {
+  auto diff = dnnl_max_diff(dnnl, net, input);
+  if (!diff) return diff.error().message;
+  if (!(*diff <= kDnnlSelfCheckTolerance))
+    return "oneDNN outputs differ from OpenCV's by (scaled) " + std::to_string(*diff);
+  return {};
+}
+
 }  // namespace faceguard::model

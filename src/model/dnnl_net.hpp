@@ -84,4 +84,12 @@ double scaled_max_diff(const cv::Mat& a, const cv::Mat& b);
 // kInternal when either side fails or the output shapes differ.
 Result<double> dnnl_max_diff(DnnlNet& dnnl, cv::dnn::Net& net, const cv::Mat& input);
 
+// Largest dnnl_max_diff accepted by dnnl_self_check: float rounding in another summation order measures
+// < 1e-5 on the detectors; a translation error is O(1).
+inline constexpr double kDnnlSelfCheckTolerance = 1e-3;
+
+// The check a caller runs once after create() before trusting the translation: "" when oneDNN and OpenCV
+// agree on `input` within kDnnlSelfCheckTolerance, else why the oneDNN path must not be used.
+std::string dnnl_self_check(DnnlNet& dnnl, cv::dnn::Net& net, const cv::Mat& input);
+
 }  // namespace faceguard::model
