@@ -349,9 +349,9 @@ std::optional<HttpResponse> authorize(Service::State& st, Operation op, const Ap
   if (!ctx) return from_error(ctx.error());
   if (!gallery.empty()) ctx->gallery_id = gallery;
   if (!subject.empty()) ctx->subject_id = subject;
-  // A detect, verify or identify answers and does nothing else: its decision is made durable together with
-  // its outcome/result record, one fdatasync instead of two (see PolicyGuard::authorize_deferred).
-  const bool defer = op == Operation::kDetect || op == Operation::kVerify || op == Operation::kIdentify;
+  // An answer-only operation (PolicyGuard::may_defer; here detect, verify, identify): its decision is made
+  // durable together with its outcome/result record, one fdatasync instead of two (authorize_deferred).
+  const bool defer = PolicyGuard::may_defer(op);
   auto auth = defer ? st.guard->authorize_deferred(op, *ctx) : st.guard->authorize(op, *ctx);
   if (auth) {
     if (defer) t_deferred_seq = auth->audit_seq;

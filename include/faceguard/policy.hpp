@@ -290,6 +290,8 @@ class PolicyGuard {
   // detect, attributes, verify and identify (else kInvalidArgument): an enrolment's, deletion's or export's
   // decision must be on disk before the data changes or leaves.
   Result<Authorization> authorize_deferred(Operation op, RequestContext ctx, std::optional<TimePoint> now = std::nullopt);
+  // Whether authorize_deferred accepts op: the operations whose only effect is their answer.
+  static bool may_defer(Operation op);
 
   // Applies the obligations and appends a result record (gallery searched, summary: subject ids and
   // scores only, never templates or images). Matches needing review are recorded as pending.

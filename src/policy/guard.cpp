@@ -193,10 +193,15 @@ Result<Authorization> PolicyGuard::authorize(Operation op, RequestContext ctx, s
   return guarded("authorize", [&]() -> Result<Authorization> { return authorize_impl(op, std::move(ctx), now, false); });
 }
 
-Result<Authorization> PolicyGuard::authorize_deferred(Operation op, RequestContext ctx, std::optional<TimePoint> now) {
+bool PolicyGuard::may_defer(Operation op) {
   // Only the operations whose effect is their answer; an enrolment, deletion or export changes or releases
   // data, and its decision must be on disk before that happens.
-  if (op != Operation::kDetect && op != Operation::kAttributes && op != Operation::kVerify && op != Operation::kIdentify)
+  return op == Operation::kDetect || op == Operation::kAttributes || op == Operation::kVerify ||
+         op == Operation::kIdentify;
+}
+
+Result<Authorization> PolicyGuard::authorize_deferred(Operation op, RequestContext ctx, std::optional<TimePoint> now) {
+  if (!may_defer(op))
     return make_error(ErrorCode::kInvalidArgument,
                       "the decision of '" + std::string(to_string(op)) + "' is made durable before it runs, never deferred");
   return guarded("authorize", [&]() -> Result<Authorization> { return authorize_impl(op, std::move(ctx), now, true); });
