@@ -37,7 +37,7 @@ void register_recognition_routes(Service::State& st) {
               json out = {{"faces", json::array()}, {"width", width}, {"height", height}};
               for (const auto& f : **faces) out["faces"].push_back(to_json(f));
               out["decision"] = decision_json(auth);
-              // Synced: it also makes the deferred decision record durable (one fdatasync for both).
+              // Deferred like the decision (state.hpp); observed() waits for the decision's fdatasync.
               log_failure(st, st.guard->record_outcome(auth, json({{"faces", (*faces)->size()}}).dump()));
               auto res = json_response(200, out);
               res.headers.emplace_back("Server-Timing", timing);
@@ -54,41 +54,52 @@ void register_recognition_routes(Service::State& st) {
               if (!a) return from_error(a.error());
               auto b = image_bytes(req, *body, "b");
               if (!b) return from_error(b.error());
-              return run_on_worker(st, [&](Pipeline& pipe) -> HttpResponse {
-                json out = json::object();
-                Embedding emb[2];
-                const std::string* inputs[2] = {&*a, &*b};
-                for (int i = 0; i < 2; ++i) {
-                  const char* name = i == 0 ? "a" : "b";
-                  auto img = decode_upload(st, *inputs[i]);
-                  if (!img) return from_error(Error{img.error().code, std::string(name) + ": " + img.error().message});
-                  auto faces = pipe.analyze(*img);
-                  if (!faces) return from_error(faces.error());
-                  if (faces->empty())
-                    return error_response(422, "no_face", std::string("no face found in image '") + name + "'");
-                  // The largest face is the subject of a 1:1 check; say which one was used.
-                  std::size_t best = 0;
-                  for (std::size_t k = 1; k < faces->size(); ++k)
-                    if ((*faces)[k].face.box.area() > (*faces)[best].face.box.area()) best = k;
-                  emb[i] = (*faces)[best].embedding;
-                  out[name] = {{"faces", faces->size()}, {"used", to_json((*faces)[best].face)}};
-                }
-                auto cmp = compare(emb[0], emb[1]);
-                if (!cmp) return from_error(cmp.error());
-                auto guarded = st.guard->apply(auth, {MatchCandidate{"b", cmp->similarity}});
-                if (!guarded) return from_error(guarded.error());
-                out["distance"] = cmp->distance;
-                out["similarity"] = cmp->similarity;
-                out["threshold"] = cmp->threshold;
-                // Obligations (minimum similarity, review) decide whether "same" may be asserted.
-                const bool shown = !guarded->matches.empty();
-                out["same"] = cmp->same && shown;
-                out["review"] = shown ? std::string(to_string(guarded->matches[0].review)) : "not_required";
-                if (shown) out["match_id"] = guarded->matches[0].match_id;
-                out["notices"] = guarded->notices;
-                out["decision"] = decision_json(auth);
-                return json_response(200, out);
-              });
+              // The worker decodes, detects and embeds (the compute span); the comparison, obligations, result
+              // record and answer are built here, outside it, as for detect.
+              json out = json::object();
+              Embedding emb[2];
+              std::optional<HttpResponse> failed;
+              std::string timing;
+              if (auto refused = compute_on_worker(st, [&](Pipeline& pipe) {
+                    const std::string* inputs[2] = {&*a, &*b};
+                    for (int i = 0; i < 2; ++i) {
+                      const char* name = i == 0 ? "a" : "b";
+                      auto img = decode_upload(st, *inputs[i]);
+                      if (!img)
+                        return failed.emplace(from_error(Error{img.error().code, std::string(name) + ": " + img.error().message})),
+                               void();
+                      auto faces = pipe.analyze(*img);
+                      if (!faces) return failed.emplace(from_error(faces.error())), void();
+                      if (faces->empty())
+                        return failed.emplace(error_response(422, "no_face", std::string("no face found in image '") + name + "'")),
+                               void();
+                      // The largest face is the subject of a 1:1 check; say which one was used.
+                      std::size_t best = 0;
+                      for (std::size_t k = 1; k < faces->size(); ++k)
+                        if ((*faces)[k].face.box.area() > (*faces)[best].face.box.area()) best = k;
+                      emb[i] = (*faces)[best].embedding;
+                      out[name] = {{"faces", faces->size()}, {"used", to_json((*faces)[best].face)}};
+                    }
+                  }, &timing))
+                return *refused;
+              if (failed) return *failed;
+              auto cmp = compare(emb[0], emb[1]);
+              if (!cmp) return from_error(cmp.error());
+              auto guarded = st.guard->apply(auth, {MatchCandidate{"b", cmp->similarity}});
+              if (!guarded) return from_error(guarded.error());
+              out["distance"] = cmp->distance;
+              out["similarity"] = cmp->similarity;
+              out["threshold"] = cmp->threshold;
+              // Obligations (minimum similarity, review) decide whether "same" may be asserted.
+              const bool shown = !guarded->matches.empty();
+              out["same"] = cmp->same && shown;
+              out["review"] = shown ? std::string(to_string(guarded->matches[0].review)) : "not_required";
+              if (shown) out["match_id"] = guarded->matches[0].match_id;
+              out["notices"] = guarded->notices;
+              out["decision"] = decision_json(auth);
+              auto res = json_response(200, out);
+              res.headers.emplace_back("Server-Timing", timing);
+              return res;
             });
 }
 

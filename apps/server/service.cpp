@@ -286,8 +286,8 @@ Handler observed(Service::State& st, const std::string& method, const std::strin
         res.body = body.dump();
       }
     }
-    // A deferred decision is usually made durable by its outcome or result record already (a no-op then);
-    // when the operation failed after the decision, this is its fdatasync. No answer without it.
+    // No answer before its deferred decision record is durable. Its fdatasync (group commit) started when it
+    // was written, so after an inference this is usually already done.
     if (t_deferred_seq != 0) {
       if (auto s = st.audit->sync_through(std::exchange(t_deferred_seq, 0)); !s)
         res = internal_error(st, "the decision record could not be made durable: " + s.error().message);
@@ -349,8 +349,8 @@ std::optional<HttpResponse> authorize(Service::State& st, Operation op, const Ap
   if (!ctx) return from_error(ctx.error());
   if (!gallery.empty()) ctx->gallery_id = gallery;
   if (!subject.empty()) ctx->subject_id = subject;
-  // An answer-only operation (PolicyGuard::may_defer; here detect, verify, identify): its decision is made
-  // durable together with its outcome/result record, one fdatasync instead of two (authorize_deferred).
+  // An answer-only operation (PolicyGuard::may_defer; here detect, verify, identify): its decision record is
+  // synced in the background while it runs, and waited for before the answer (authorize_deferred, observed()).
   const bool defer = PolicyGuard::may_defer(op);
   auto auth = defer ? st.guard->authorize_deferred(op, *ctx) : st.guard->authorize(op, *ctx);
   if (auth) {
@@ -484,6 +484,7 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceConfig& config) {
 
   AuditOptions aopt;
   aopt.sync = cfg.fsync_audit;
+  aopt.group_commit = true;  // state.hpp: what must be durable before an answer, and what follows it
   if (!st->profile.audit_key.empty()) aopt.signing_key = st->profile.audit_key;
   if (st->profile.checkpoint_every > 0) aopt.checkpoint_every = st->profile.checkpoint_every;
   const std::filesystem::path audit_path =

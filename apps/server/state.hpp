@@ -35,11 +35,13 @@ struct Service::State {
   std::unique_ptr<ApiKeyStore> keys;
   std::optional<PolicyEngine> policy;
   DeploymentProfile profile;
-  // The trail. Enrol/delete decisions are durable before the gallery changes; the decision of a detect,
-  // verify or identify is written at once but made durable with its result/outcome record (one fdatasync),
-  // and in any case before the answer is sent (observed() -> sync_through). The per-request access records
-  // ("request") are appended deferred too: written before the response, on disk with the next synced record
-  // (or the kernel's writeback): a process crash loses none, a power loss may lose the last few.
+  // The trail, with group commit (AuditOptions::group_commit: a background fdatasync). Enrol/delete decisions
+  // are durable before the gallery changes. The decision of a detect, verify or identify is written at once
+  // and its fdatasync starts then, overlapping the inference; the answer waits for it (observed() ->
+  // sync_through). Their result/outcome records and every request's access record ("request") are written
+  // before the response and reach the disk about one fdatasync later (a result with matches pending human
+  // review is durable before the answer): a process crash loses none, a power loss may lose the last few
+  // milliseconds' outcome and access records, never a decision that was answered.
   std::optional<AuditLog> audit;
   std::optional<ConsentRegistry> consents;
   std::unique_ptr<PolicyGuard> guard;

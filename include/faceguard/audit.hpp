@@ -34,6 +34,13 @@ struct AuditOptions {
   std::filesystem::path signing_key;  // Ed25519 secret key file; empty: no signed checkpoints
   int checkpoint_every = 64;          // records between signed checkpoints (>= 1)
   bool sync = true;                   // fsync after every append (off only in benchmarks)
+  // Group commit by a background thread of this log: it fdatasyncs whatever has been written as soon as it
+  // can, so a kDeferred record is on disk about one fdatasync after it was written, without its writer
+  // waiting; kNow appends and sync_through() wait for that thread instead of syncing themselves, so the
+  // fdatasyncs of concurrent writers merge. A record's fdatasync can then overlap the work that follows it
+  // (the service: a decision record's with the inference it allows). An fdatasync failure is sticky: every
+  // later kNow append and sync_through() returns it. For long-lived processes (the service).
+  bool group_commit = false;
 };
 
 struct AuditRecord {
@@ -59,11 +66,12 @@ class AuditLog {
   // Appends one record; body_json must be a JSON object. Returns its seq. Durable (fsync) on return.
   Result<std::uint64_t> append(const std::string& kind, const std::string& body_json);
   // kDeferred: the record is written (a killed process loses nothing, the head file covers it) but reaches
-  // the disk with the next kNow append or sync_through(); one fdatasync then covers both (group commit).
+  // the disk with the next kNow append or sync_through(), one fdatasync then covering both; with
+  // group_commit, by the background thread shortly after.
   enum class Sync { kNow, kDeferred };
   Result<std::uint64_t> append(const std::string& kind, const std::string& body_json, Sync when);
-  // Makes every record up to `seq` durable: fdatasync unless a later synced append already did. Returns at
-  // once when sync is off.
+  // Makes every record up to `seq` durable: fdatasync unless a later synced append already did (with
+  // group_commit: waits for the background thread's). Returns at once when sync is off.
   Status sync_through(std::uint64_t seq);
   // Writes a signed checkpoint now (kInvalidArgument without a signing key).
   Result<std::uint64_t> checkpoint();

@@ -218,6 +218,7 @@ Status validate_pack_text(std::string_view yaml_text);
 
 struct Authorization {
   std::uint64_t audit_seq = 0;  // the decision record in the audit trail (0: no audit log)
+  bool deferred = false;        // from authorize_deferred: its records are appended AuditLog::Sync::kDeferred
   Operation operation = Operation::kDetect;
   RequestContext context;
   Decision decision;
@@ -284,11 +285,14 @@ class PolicyGuard {
   // operation). The decision is evaluated at ctx.capture_time (default: now).
   Result<Authorization> authorize(Operation op, RequestContext ctx, std::optional<TimePoint> now = std::nullopt);
   // The same for an operation whose only effect is its answer (detect, verify, identify): the decision record
-  // is written (a killed process keeps it) but not yet fdatasync'ed; the synced result/outcome record that
-  // follows makes both durable with one fdatasync (group commit). A caller that answers without appending
-  // another synced record calls AuditLog::sync_through(audit_seq) first. A denial is synced at once. Only
-  // detect, attributes, verify and identify (else kInvalidArgument): an enrolment's, deletion's or export's
-  // decision must be on disk before the data changes or leaves.
+  // is written (a killed process keeps it) but not yet fdatasync'ed, and so are the result/outcome records
+  // that follow it (apply, record_outcome), except a result holding matches that await human review, which
+  // a later review looks up. Before answering, the caller makes the decision durable with
+  // AuditLog::sync_through(audit_seq); with AuditOptions::group_commit that fdatasync has been running since
+  // the record was written (overlapping the operation) and the later records follow about one fdatasync
+  // after they are written; without it they become durable with the next synced append. A denial is synced
+  // at once. Only detect, attributes, verify and identify (else kInvalidArgument): an enrolment's,
+  // deletion's or export's decision must be on disk before the data changes or leaves.
   Result<Authorization> authorize_deferred(Operation op, RequestContext ctx, std::optional<TimePoint> now = std::nullopt);
   // Whether authorize_deferred accepts op: the operations whose only effect is their answer.
   static bool may_defer(Operation op);

@@ -6,10 +6,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <fstream>
 #include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "audit/audit_format.hpp"
 #include "faceguard/audit.hpp"
@@ -32,15 +34,47 @@ struct LogState {
   std::string last_hash = audit::kZeroHash;
   std::uint64_t durable_seq = 0;  // records up to here are fdatasync'ed (by this process's appends)
   bool head_sync_due = true;  // fsync the next head file (the first, and the one after each checkpoint)
+  // Group commit (AuditOptions::group_commit): the flusher thread, woken by every write (work), announces
+  // each finished fdatasync (done). All under mu.
+  std::thread flusher;
+  std::condition_variable work, done;
+  bool stopping = false;
+  std::optional<Error> sync_error;  // sticky: after a failed fdatasync the kernel may have dropped the pages
 
   LogState() = default;
   LogState(const LogState&) = delete;
   LogState& operator=(const LogState&) = delete;
   ~LogState() {
+    if (flusher.joinable()) {
+      {
+        std::lock_guard<std::mutex> guard(mu);
+        stopping = true;
+      }
+      work.notify_one();
+      flusher.join();  // it syncs what is still pending first
+    }
     if (fd >= 0) ::close(fd);
     if (key) sodium_memzero(key->secret.data(), key->secret.size());
   }
 };
+
+// The group-commit thread: fdatasync whenever something written is not yet durable, outside the mutex, so
+// appends go on meanwhile; every record written before the call (by any thread or process) is durable after it.
+void flush_loop(LogState& im) {
+  std::unique_lock<std::mutex> lock(im.mu);
+  while (true) {
+    im.work.wait(lock, [&] { return im.stopping || (!im.sync_error && im.last_seq > im.durable_seq); });
+    if (im.sync_error || im.last_seq <= im.durable_seq) return;  // stopping with nothing pending
+    const std::uint64_t target = im.last_seq;
+    lock.unlock();
+    const int rc = ::fdatasync(im.fd);
+    const int err = errno;
+    lock.lock();
+    if (rc != 0) im.sync_error = Error{ErrorCode::kIoError, std::string("audit fsync failed: ") + std::strerror(err)};
+    else im.durable_seq = std::max(im.durable_seq, target);
+    im.done.notify_all();
+  }
+}
 
 class FileLock {
  public:
@@ -142,7 +176,8 @@ Result<std::uint64_t> append_locked(LogState& im, const std::string& kind, json 
   rec["hash"] = hash;
   const std::string line = rec.dump() + "\n";
   FG_TRY_STATUS(write_all(im.fd, line));
-  const bool synced = sync && im.options.sync;
+  // With group commit the flusher syncs; a kNow caller waits for it after the locks are released.
+  const bool synced = sync && im.options.sync && !im.flusher.joinable();
   if (synced && ::fdatasync(im.fd) != 0)
     return make_error(ErrorCode::kIoError, std::string("audit fsync failed: ") + std::strerror(errno));
   im.last_seq += 1;
@@ -150,6 +185,7 @@ Result<std::uint64_t> append_locked(LogState& im, const std::string& kind, json 
   im.size += static_cast<off_t>(line.size());
   // fdatasync covers every byte written to the file before it, by any process: the deferred records too.
   if (synced) im.durable_seq = im.last_seq;
+  if (im.flusher.joinable()) im.work.notify_one();
   return im.last_seq;
 }
 
@@ -209,6 +245,10 @@ Result<AuditLog> AuditLog::open(const std::filesystem::path& path, const AuditOp
     if (!lock.ok() || ::fstat(im->fd, &st) != 0) return make_error(ErrorCode::kIoError, "cannot lock " + path.string());
     FG_TRY_STATUS(read_tail(*im, st.st_size));
   }
+  if (options.sync && options.group_commit) {
+    LogState* state = im.get();
+    im->flusher = std::thread([state] { flush_loop(*state); });
+  }
   return AuditLog(std::move(im));
 }
 
@@ -224,17 +264,20 @@ Result<std::uint64_t> AuditLog::append(const std::string& kind, const std::strin
     return make_error(ErrorCode::kInvalidArgument, "audit record body must be a JSON object");
   Impl& im = *impl_;
   try {
-    return with_lock(im, [&]() -> Result<std::uint64_t> {
+    std::uint64_t last = 0;  // this call's last record: a checkpoint may follow the one asked for
+    auto appended = with_lock(im, [&]() -> Result<std::uint64_t> {
       FG_ASSIGN_OR_RETURN(std::uint64_t seq, append_locked(im, kind, std::move(body), when == Sync::kNow));
+      last = seq;
       // Blocks of N records and one checkpoint: the checkpoint takes every (N+1)-th seq. Decided by seq
       // alone, so processes sharing the log agree on where checkpoints go.
       const auto n = static_cast<std::uint64_t>(im.options.checkpoint_every);
       if (im.key && seq % (n + 1) == n) {
-        FG_ASSIGN_OR_RETURN(std::uint64_t cp, append_checkpoint_locked(im));
-        (void)cp;
+        FG_ASSIGN_OR_RETURN(last, append_checkpoint_locked(im));
       }
       return seq;
     });
+    if (appended && when == Sync::kNow && im.flusher.joinable()) FG_TRY_STATUS(sync_through(last));
+    return appended;
   } catch (const std::exception& e) {
     return make_error(ErrorCode::kInternal, std::string("audit append: ") + e.what());
   }
@@ -243,6 +286,13 @@ Result<std::uint64_t> AuditLog::append(const std::string& kind, const std::strin
 Status AuditLog::sync_through(std::uint64_t seq) {
   Impl& im = *impl_;
   if (!im.options.sync) return ok_status();
+  if (im.flusher.joinable()) {
+    std::unique_lock<std::mutex> lock(im.mu);
+    seq = std::min(seq, im.last_seq);  // nothing above what was written can be waited for
+    im.done.wait(lock, [&] { return im.durable_seq >= seq || im.sync_error.has_value(); });
+    if (im.durable_seq >= seq) return ok_status();
+    return *im.sync_error;
+  }
   std::lock_guard<std::mutex> guard(im.mu);
   if (im.durable_seq >= seq) return ok_status();
   // No flock: fdatasync only flushes, and a record of this process below `seq` is already in the file.
@@ -256,7 +306,9 @@ Result<std::uint64_t> AuditLog::checkpoint() {
   Impl& im = *impl_;
   if (!im.key) return make_error(ErrorCode::kInvalidArgument, "no signing key: checkpoints need `faceguard audit keygen`");
   try {
-    return with_lock(im, [&] { return append_checkpoint_locked(im); });
+    auto seq = with_lock(im, [&] { return append_checkpoint_locked(im); });
+    if (seq && im.flusher.joinable()) FG_TRY_STATUS(sync_through(*seq));
+    return seq;
   } catch (const std::exception& e) {
     return make_error(ErrorCode::kInternal, std::string("audit checkpoint: ") + e.what());
   }

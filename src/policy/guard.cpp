@@ -226,6 +226,7 @@ Result<Authorization> PolicyGuard::authorize_impl(Operation op, RequestContext c
   }
   Authorization a;
   a.operation = op;
+  a.deferred = deferred;
   a.decision = engine_.decide(ctx, now);
   a.context = std::move(ctx);
   if (audit_) {
@@ -264,7 +265,11 @@ Result<GuardedResult> PolicyGuard::apply_impl(const Authorization& auth, std::ve
                         {"outside_targets", r.dropped_outside_targets}}},
            {"review_required", auth.obligations().human_reviewers},
            {"notices", r.notices.size()}};
-    FG_TRY_STATUS(audit_->append("result", b.dump()));
+    // A pending review is looked up in the trail later (review()): that result is durable before the answer.
+    const bool defer = auth.deferred && std::none_of(r.matches.begin(), r.matches.end(), [](const auto& m) {
+                         return m.review == ReviewState::kPending;
+                       });
+    FG_TRY_STATUS(audit_->append("result", b.dump(), defer ? AuditLog::Sync::kDeferred : AuditLog::Sync::kNow));
   }
   return r;
 }
@@ -275,7 +280,7 @@ Status PolicyGuard::record_outcome(const Authorization& auth, const std::string&
   if (s.is_discarded() || !s.is_object()) return make_error(ErrorCode::kInvalidArgument, "outcome summary must be a JSON object");
   json b{{"decision_seq", auth.audit_seq}, {"operation", std::string(to_string(auth.operation))},
          {"operator", auth.context.op.id}, {"gallery", auth.context.gallery_id}, {"summary", s}};
-  auto seq = audit_->append("outcome", b.dump());
+  auto seq = audit_->append("outcome", b.dump(), auth.deferred ? AuditLog::Sync::kDeferred : AuditLog::Sync::kNow);
   if (!seq) return seq.error();
   return ok_status();
 }
