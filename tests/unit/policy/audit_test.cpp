@@ -324,6 +324,8 @@ TEST_F(AuditTest, GroupCommitKeepsTheChainUnderConcurrentWritersAndWaiters) {
   EXPECT_EQ(r.records - r.checkpoints, records);
   EXPECT_EQ(r.checkpoints, records / 8);  // every 9th seq
   EXPECT_TRUE(r.head_checked);
+  // The head is one fixed-size record rewritten in place (the first 512-byte sector of its file).
+  EXPECT_EQ(fs::file_size(log_.string() + ".head"), 512u);
 
   const pid_t child = ::fork();
   if (child == 0) {
