@@ -1,5 +1,6 @@
 // `faceguard eval verify`: verification accuracy of the pipeline on a pair list (LFW format or CSV).
 // All the work is in faceguard/eval.hpp; this file parses options and prints.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -23,7 +24,10 @@ struct EvalArgs {
   std::string landmarks = "68";
   std::string embedder = "dlib";
   bool flip = false;
+  int jitters = PipelineOptions{}.jitters;
+  bool refine_landmarks = PipelineOptions{}.refine_landmarks;
   bool no_fallback = false;
+  bool any_subject = false;
   std::string cache;
   std::string out;
   int threads = 2;
@@ -100,6 +104,23 @@ nlohmann::json to_json(const ListSummary& s) {
 }
 
 
+// One line per image: how its face was found (the stage of the fallback chain) and where, to look into
+// the pairs a configuration gets wrong.
+std::string images_csv(const eval::EmbeddedSet& set) {
+  std::vector<std::string> paths;
+  for (const auto& [path, e] : set.by_path) paths.push_back(path);
+  std::sort(paths.begin(), paths.end());
+  std::string out = "image,source,detector,score,x,y,width,height,error\n";
+  for (const auto& path : paths) {
+    const auto& e = set.by_path.at(path);
+    char b[160];
+    std::snprintf(b, sizeof b, ",%.3f,%.1f,%.1f,%.1f,%.1f,", e.face.score, e.face.box.x, e.face.box.y,
+                  e.face.box.width, e.face.box.height);
+    out += path + "," + std::string(eval::to_string(e.source)) + "," + e.face.detector + b + "\"" + e.error + "\"\n";
+  }
+  return out;
+}
+
 Result<eval::VerifyConfig> make_config(const EvalArgs& a) {
   eval::VerifyConfig c;
   FG_ASSIGN_OR_RETURN(c.pipeline.detector.kind, parse_detector_kind(a.detector));
@@ -122,7 +143,10 @@ Result<eval::VerifyConfig> make_config(const EvalArgs& a) {
     return make_error(ErrorCode::kInvalidArgument, "--embedder must be dlib or mobilefacenet");
   }
   c.flip = a.flip;
+  c.pipeline.jitters = a.jitters;
+  c.pipeline.refine_landmarks = a.refine_landmarks;
   c.fallback = !a.no_fallback;
+  c.centred_subject = !a.any_subject;
   c.threads = a.threads;
   return c;
 }
@@ -254,10 +278,11 @@ int run_verify(const EvalArgs& a) {
                    all_summary ? eval::write_text_file(out / "roc-train-plus-test.svg",
                                                        eval::roc_svg(all_summary->roc, "ROC: train + test"))
                                : ok_status(),
+                   eval::write_text_file(out / "images.csv", images_csv(*set)),
                    eval::write_text_file(out / "summary.json", doc.dump(2) + "\n")}) {
       if (!s) return report(s.error(), "eval verify");
     }
-    if (!a.json) std::cout << "wrote " << (out / "scores.csv").string() << ", roc.svg, summary.json\n";
+    if (!a.json) std::cout << "wrote " << (out / "scores.csv").string() << ", roc.svg, images.csv, summary.json\n";
   }
   if (a.json) std::cout << doc.dump(2) << "\n";
   return kExitOk;
@@ -276,7 +301,11 @@ void setup_eval(CLI::App& app) {
   v->add_option("--landmarks", args->landmarks, "68, tiny or none (BlazeFace keypoints)")->capture_default_str();
   v->add_option("--embedder", args->embedder, "dlib or mobilefacenet")->capture_default_str();
   v->add_flag("--flip", args->flip, "average the templates of the face and its mirror image");
+  v->add_option("--jitters", args->jitters, "average the templates of N deterministic jitters of each chip too (0-12; dlib's num_jitters)")->capture_default_str();
+  v->add_flag("--refine-landmarks,!--no-refine-landmarks", args->refine_landmarks,
+              "run the 68-point net again on the box its first landmarks imply")->capture_default_str();
   v->add_flag("--no-fallback", args->no_fallback, "no canvas-SSD/BlazeFace/centre-crop retry when no face is found");
+  v->add_flag("--any-subject", args->any_subject, "take a stage's face nearest the centre even when it is far from it (default: only faces within 0.15 of the side count; others go to the next stage)");
   v->add_option("--cache", args->cache, "folder for the embedding cache (re-runs take seconds)");
   v->add_option("--out", args->out, "folder for scores.csv, roc.svg and summary.json");
   v->add_option("--threads", args->threads, "worker threads, one pipeline each")->capture_default_str();

@@ -63,6 +63,35 @@ Result<cv::Mat> similarity_transform(std::span<const Point2f> src, std::span<con
 Result<cv::Mat> align(const cv::Mat& bgr, const Face& face, const ChipTemplate& tpl,
                       AlignMethod method = AlignMethod::kSimilarity5);
 
+// Test-time augmentation of a chip (dlib's jitter_image, deterministic): a similarity about the chip centre
+// c = ((size - 1) / 2, (size - 1) / 2) that maps a chip pixel p to  s R(theta) (p - c) + c + (dx, dy)  with
+// s = scale, theta = rotation_deg (clockwise on screen: image y points down), shift (dx, dy) in chip pixels.
+// scale > 1 zooms in. The identity jitter changes nothing.
+struct ChipJitter {
+  float scale = 1.f;
+  float rotation_deg = 0.f;
+  float dx = 0.f;
+  float dy = 0.f;
+};
+
+// The fixed jitter set, in the order a pipeline with N jitters uses its first N: rotation +-3 deg,
+// scale +-5 %, shift +-2 px in x then y (the ranges of dlib's jitter_image: rotation +-3 deg, scale
+// 0.97-1.0, shift +-2 % of the chip), then the four diagonal shifts combined with the opposite rotation.
+std::span<const ChipJitter> standard_jitters();
+
+// The 2x3 chip-to-jittered-chip matrix of a jitter for a chip of side `size` (see ChipJitter).
+cv::Mat jitter_transform(const ChipJitter& jitter, int size);
+
+// The chip of align(bgr, face, tpl, method), jittered. For the warp methods the jitter is composed with the
+// alignment transform (one bilinear interpolation of the source image, black outside it, as align()); the
+// axis crop is jittered on its chip (bilinear, black border). The identity jitter returns align()'s chip.
+Result<cv::Mat> align_jittered(const cv::Mat& bgr, const Face& face, const ChipTemplate& tpl, AlignMethod method,
+                               const ChipJitter& jitter);
+
+// The 2x3 source-image-to-chip transform align() warps with (kSimilarity5, kMeanFace); kInvalidArgument for
+// kAxisCrop, which is a crop and resize, not a warp.
+Result<cv::Mat> alignment_transform(const Face& face, const ChipTemplate& tpl, AlignMethod method);
+
 // face-api.js's crop for the recognition net, before any resizing: the box from the 68 landmarks
 // (FaceLandmarks.align with useDlibAlignment) or else the detection box, clipped to the image and floored.
 // Embedder::embed pads and resizes such a crop exactly as face-api's NetInput does, so embedding it

@@ -209,6 +209,10 @@ struct VerifyConfig {
   PipelineOptions pipeline{};
   bool flip = false;      // also embed the mirrored face and average the two templates
   bool fallback = true;   // canvas SSD -> BlazeFace -> centre crop when the detector finds nothing
+  // LFW-style centred subjects: a stage's face counts only if its centre lies within 0.15 of the image side
+  // of the reference centre; otherwise the next stage is tried (a background face or a false detection at
+  // the edge is not the subject). Off: the nearest face to the centre of the first stage that finds any.
+  bool centred_subject = true;
   int threads = 2;        // worker threads, one Pipeline each
 };
 

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <vector>
 
 #include <opencv2/core.hpp>
@@ -31,7 +32,20 @@ struct PipelineOptions {
   AlignMethod align = AlignMethod::kMeanFace;  // LFW View 1 (dlib): mean-face 98.3%, 5-point 97.8% (docs/eval.md)
   EmbedderOptions embedder{};
   int max_faces = 0;  // 0: all
+  // Test-time augmentation, dlib's num_jitters made deterministic: the template is the mean of the
+  // descriptors of the chip and of its first `jitters` standard_jitters() (aligner.hpp), 0..12. Each jitter
+  // costs one more descriptor pass per face. LFW View 1 figures in docs/eval.md.
+  int jitters = 0;
+  // Landmark refinement: run the 68-point net a second time, on refined_landmark_box() of its first
+  // landmarks, and keep the second landmarks (the net is sensitive to the box it is given; the second box has
+  // the proportions of the SSD boxes it was trained on, whichever detector or fallback found the face).
+  bool refine_landmarks = false;
 };
+
+// The box, in SSD proportions, that a face with these 68 landmarks would get from SSD: the landmarks'
+// bounding box moved and scaled by the median ratios measured on LFW View 1 (src/pipeline/pipeline.cpp).
+// kInvalidArgument unless there are 68 finite points with a non-degenerate bounding box.
+Result<Box> refined_landmark_box(std::span<const Point2f> landmarks68);
 
 // The box to give Landmarker::landmarks() for a detected face. The 68-point nets were trained on face-api's
 // SSD boxes (brow to chin); BlazeFace's square boxes are tighter and higher, and on them the nets can miss the

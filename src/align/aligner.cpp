@@ -157,6 +157,24 @@ Result<cv::Mat> axis_crop(const cv::Mat& image, const Face& face) {
   return bgr(r).clone();
 }
 
+Result<cv::Mat> alignment_transform(const Face& face, const ChipTemplate& tpl, AlignMethod method) {
+  if (method == AlignMethod::kAxisCrop)
+    return make_error(ErrorCode::kInvalidArgument, "align: the axis crop has no alignment transform");
+  if (method == AlignMethod::kMeanFace && face.scheme == LandmarkScheme::kIbug68 && face.landmarks.size() == 68 &&
+      tpl.name == ChipTemplate::dlib150().name) {
+    const auto pairs = dlib150_mean_face();
+    std::vector<Point2f> src, dst;
+    src.reserve(pairs.size()), dst.reserve(pairs.size());
+    for (const auto& [index, chip_point] : pairs) {
+      src.push_back(face.landmarks[static_cast<std::size_t>(index)]);
+      dst.push_back(chip_point);
+    }
+    return similarity_transform(src, dst);
+  }
+  FG_ASSIGN_OR_RETURN(auto pts, five_points(face));
+  return similarity_transform(pts, tpl);
+}
+
 Result<cv::Mat> align(const cv::Mat& image, const Face& face, const ChipTemplate& tpl, AlignMethod method) {
   if (tpl.size <= 0 || tpl.size > 4096) return make_error(ErrorCode::kInvalidArgument, "align: bad template size");
   if (method == AlignMethod::kAxisCrop) {
@@ -175,21 +193,7 @@ Result<cv::Mat> align(const cv::Mat& image, const Face& face, const ChipTemplate
     }
   }
   FG_ASSIGN_OR_RETURN(cv::Mat bgr, to_bgr(image));
-  cv::Mat m;
-  if (method == AlignMethod::kMeanFace && face.scheme == LandmarkScheme::kIbug68 && face.landmarks.size() == 68 &&
-      tpl.name == ChipTemplate::dlib150().name) {
-    const auto pairs = dlib150_mean_face();
-    std::vector<Point2f> src, dst;
-    src.reserve(pairs.size()), dst.reserve(pairs.size());
-    for (const auto& [index, chip_point] : pairs) {
-      src.push_back(face.landmarks[static_cast<std::size_t>(index)]);
-      dst.push_back(chip_point);
-    }
-    FG_ASSIGN_OR_RETURN(m, similarity_transform(src, dst));
-  } else {
-    FG_ASSIGN_OR_RETURN(auto pts, five_points(face));
-    FG_ASSIGN_OR_RETURN(m, similarity_transform(pts, tpl));
-  }
+  FG_ASSIGN_OR_RETURN(cv::Mat m, alignment_transform(face, tpl, method));
   cv::Mat chip;
   // Bilinear, constant black outside the image: what dlib's extract_image_chip and InsightFace's
   // norm_crop (cv2.warpAffine, borderValue 0) do when these templates were made, so chips near the
