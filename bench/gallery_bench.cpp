@@ -24,6 +24,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <numeric>
 #include <random>
 #include <sstream>
 #include <string>
@@ -65,6 +66,10 @@ struct Args {
   std::size_t ivf_max = 1'000'000;
   std::vector<double> nprobe_scale{0.5, 0.75, 1.0, 1.5};  // kIvf sweep: multiples of the default nprobe
   std::size_t faiss_ivf_max = 100'000;                    // FAISS IndexIVFFlat (its own API) up to this size
+  // kIvf design sweep (--ivf-head 32,64 --ivf-rescore 1024,2048): IvfLists built with each number of head
+  // components and searched with each first-pass depth at each nprobe, re-ranked exactly as TemplateIndex does.
+  std::vector<int> ivf_heads;
+  std::vector<int> ivf_rescore{1024, 2048, 4096};
   std::size_t open_size = 0;
   std::vector<IndexKind> open_kinds{IndexKind::kAuto};  // --open-index auto,ivf: open the 1M file with each
   std::string deepface;
@@ -382,6 +387,43 @@ void bench_size(const Args& a, std::size_t n) {
                                       [&](const float* q, std::size_t m) { return h.search(q, m, k); });
     emit({{"bench", "gallery_ivf_batched"}, {"templates", n}, {"nprobe", def}, {"batch", a.batch},
           {"batch_per_query_ms", batched.per_query_ms}, {"recall_at_10", recall_at(truth, batched.ids)}});
+  }
+  if (n <= a.ivf_max && !a.ivf_heads.empty()) {
+    // The rows are contiguous in `index` (ids 0..n-1 added in order, none removed).
+    const float* rows = index.row(0);
+    std::vector<std::int64_t> ids(n);
+    std::iota(ids.begin(), ids.end(), std::int64_t{0});
+    gallery::IndexConfig defaults;
+    for (int hd : a.ivf_heads) {
+      t0 = Clock::now();
+      gallery::IvfLists lists(d, rows, ids.data(), n, 0, defaults.ivf_seed, a.threads, hd);
+      const double build = ms_since(t0);
+      const std::size_t def = gallery::default_ivf_nprobe(lists.nlist());
+      const std::size_t keep = std::max<std::size_t>(8 * k, 128);
+      auto sq = std::make_unique<gallery::Scan8Query>();
+      for (int rs : a.ivf_rescore)
+        for (double f : a.nprobe_scale) {
+          const std::size_t np = std::clamp<std::size_t>(static_cast<std::size_t>(std::lround(f * def)), 1, lists.nlist());
+          const auto [got, l] = time_each(ds.queries, nq, d, [&](const float* q) {
+            gallery::scan8_prepare_query(q, d, gallery::scan8_stride(d), sq.get());
+            const auto cand = lists.search(q, *sq, np, keep, k, a.threads, static_cast<std::size_t>(rs));
+            std::vector<gallery::Hit> hits;
+            for (const auto& c : cand) hits.push_back(gallery::Hit{c.id, dotf(q, rows + c.id * d, d)});
+            const std::size_t m = std::min(k, hits.size());
+            std::partial_sort(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(m), hits.end(),
+                              [](const gallery::Hit& x, const gallery::Hit& y) { return x.score > y.score; });
+            hits.resize(m);
+            return hits;
+          });
+          nlohmann::json j{{"bench", "ivf_design"}, {"templates", n}, {"threads", a.threads}, {"head_dims", hd},
+                           {"rescore", rs}, {"nlist", lists.nlist()}, {"nprobe", np},
+                           {"p50_ms", percentile(l, 0.5)}, {"p99_ms", percentile(l, 0.99)},
+                           {"recall_at_10", recall_at(truth, got)}, {"build_ms", build},
+                           {"lists_memory_mb", static_cast<double>(lists.memory_bytes()) / 1048576.0}};
+          j.update(recall_detail(truth, got, ds.query_known));
+          emit(j);
+        }
+    }
   }
   if (n <= a.faiss_ivf_max) {
     // FAISS's own IndexIVFFlat for comparison: same list count, k-means iterations and training subsample size,
@@ -722,6 +764,8 @@ int main(int argc, char** argv) {
     else if (k == "--ivf-max") a.ivf_max = std::stoull(next());
     else if (k == "--nprobe-scale") a.nprobe_scale = parse_doubles(next());
     else if (k == "--faiss-ivf-max") a.faiss_ivf_max = std::stoull(next());
+    else if (k == "--ivf-head") a.ivf_heads = parse_ints(next());
+    else if (k == "--ivf-rescore") a.ivf_rescore = parse_ints(next());
     else if (k == "--open") a.open_size = std::stoull(next());
     else if (k == "--open-index") {
       a.open_kinds.clear();
@@ -743,6 +787,7 @@ int main(int argc, char** argv) {
       std::cerr << "usage: gallery_bench [--sizes N,N,..] [--per-identity 5] [--queries 400] [--batch 16] [--threads 2]\n"
                    "  [--common 0.915] [--sigma 0.18] [--decay 0.025] [--hnsw-max N] [--hnsw-m 32] [--hnsw-efc 80]\n"
                    "  [--ef 64,128,256] [--ivf-max N] [--nprobe-scale 0.5,0.75,1,1.5] [--faiss-ivf-max 100000]\n"
+                   "  [--ivf-head 32,64 --ivf-rescore 1024,2048,4096]\n"
                    "  [--open N] [--open-index auto,ivf] [--deepface DIR]\n"
                    "  [--calibration table.json] [--workdir /tmp] [--seed 42]\n";
       return 2;

@@ -1,8 +1,10 @@
 #include "gallery/ivf.hpp"
 
 #include <faiss/Clustering.h>
+#include <faiss/VectorTransform.h>
 #include <faiss/impl/FaissAssert.h>
 #include <faiss/utils/distances.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
@@ -19,9 +21,6 @@
 namespace faceguard::gallery {
 
 namespace {
-
-using Entry = std::pair<float, std::int64_t>;  // approximate score, id
-using MinHeap = std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>>;
 
 // Nearest-centroid assignment for faiss's k-means and for the bulk fill, on the scan8 kernels: the centroids
 // as int8 codes (512 KB at 4,000 lists: they stay in L2), each row scored against all of them. faiss's own
@@ -89,9 +88,10 @@ std::size_t IvfLists::nlist_for(std::size_t rows) {
 }
 
 IvfLists::IvfLists(int dim, const float* rows, const std::int64_t* ids, std::size_t n, std::size_t nlist,
-                   unsigned seed, int threads)
+                   unsigned seed, int threads, int head_dims)
     : dim_(dim), stride_(scan8_stride(dim)) {
   if (n == 0) return;
+  head_dims = std::clamp(head_dims, 4, std::min(dim, kBlock8MaxDims));
   nlist = std::min(n, nlist == 0 ? nlist_for(n) : nlist);
   const auto d = static_cast<std::size_t>(dim);
 
@@ -126,6 +126,13 @@ IvfLists::IvfLists(int dim, const float* rows, const std::int64_t* ids, std::siz
   nlist_ = nlist;
   trained_rows_ = n;
   lists_.assign(nlist_, List{});
+  train_head(head_dims, tx, nt);
+  centroid_codes_.resize(nlist_ * static_cast<std::size_t>(stride_));
+  centroid_sums_.resize(nlist_);
+  centroid_scales_.resize(nlist_);
+  for (std::size_t l = 0; l < nlist_; ++l)
+    scan8_quantize(&centroids_[l * d], dim, stride_, &centroid_codes_[l * static_cast<std::size_t>(stride_)],
+                   &centroid_scales_[l], &centroid_sums_[l]);
 
   // Bulk assignment of every row to its nearest centroid.
   Scan8Assign& cq = assign;
@@ -146,6 +153,7 @@ IvfLists::IvfLists(int dim, const float* rows, const std::int64_t* ids, std::siz
     }
   }
   for (std::size_t l = 0; l < nlist_; ++l) {
+    lists_[l].head.reserve((count[l] + kBlock8Rows - 1) / kBlock8Rows * block8_block_bytes(head_dims_));
     lists_[l].codes.reserve(count[l] * static_cast<std::size_t>(stride_));
     lists_[l].sums.reserve(count[l]);
     lists_[l].scales.reserve(count[l]);
@@ -161,9 +169,52 @@ std::size_t IvfLists::nearest_list(const float* unit_row) const {
   return static_cast<std::size_t>(std::max_element(s.begin(), s.end()) - s.begin());
 }
 
+void IvfLists::train_head(int head_dims, const float* sample, std::size_t n) {
+  const auto d = static_cast<std::size_t>(dim_);
+  const auto h = static_cast<std::size_t>(head_dims);
+  head_dims_ = block8_dims(head_dims);
+  pca_.assign(static_cast<std::size_t>(head_dims_) * d, 0.f);
+  const std::size_t np = std::min(n, kPcaRows);
+  if (np >= 4 * d) {
+    // Principal axes of the sample (mean removed); faiss sorts them by decreasing variance.
+    faiss::PCAMatrix pca(dim_, head_dims, 0.f, false);
+    pca.train(static_cast<faiss::Index::idx_t>(np), sample);
+    std::copy(pca.A.begin(), pca.A.begin() + static_cast<std::ptrdiff_t>(h * d), pca_.begin());
+  } else {
+    // Too few rows for a stable covariance: the first coordinates (the first pass then ranks less well, but
+    // such a gallery is small enough that the rescored rows cover most of it).
+    for (std::size_t i = 0; i < h; ++i) pca_[i * d + i] = 1.f;
+  }
+  // Component ranges from the rotated sample.
+  const std::size_t nc = std::min<std::size_t>(n, 65'536);
+  std::vector<float> y(nc * static_cast<std::size_t>(head_dims_));
+  for (std::size_t r = 0; r < nc; ++r) rotate(sample + r * d, &y[r * static_cast<std::size_t>(head_dims_)]);
+  coder_ = Block8Coder(head_dims_, y.data(), nc);
+}
+
+void IvfLists::rotate(const float* unit_row, float* y) const {
+  const auto d = static_cast<std::size_t>(dim_);
+  for (int i = 0; i < head_dims_; ++i) {
+    const float* a = &pca_[static_cast<std::size_t>(i) * d];
+    float s = 0.f;
+    for (std::size_t k = 0; k < d; ++k) s += a[k] * unit_row[k];
+    y[i] = s;
+  }
+}
+
+std::vector<std::uint8_t> IvfLists::head_codes_of(const float* unit_row) const {
+  std::vector<float> y(static_cast<std::size_t>(head_dims_));
+  std::vector<std::uint8_t> c(static_cast<std::size_t>(head_dims_));
+  rotate(unit_row, y.data());
+  coder_.encode(y.data(), c.data());
+  return c;
+}
+
 void IvfLists::append(std::size_t list, std::int64_t id, const float* unit_row) {
   List& L = lists_[list];
   const std::size_t pos = L.ids.size();
+  if (pos % kBlock8Rows == 0) L.head.resize((pos / kBlock8Rows + 1) * block8_block_bytes(head_dims_), 0);
+  block8_put(L.head.data(), head_dims_, pos, head_codes_of(unit_row).data());
   L.codes.resize((pos + 1) * static_cast<std::size_t>(stride_));
   L.sums.push_back(0);
   L.scales.push_back(0.f);
@@ -184,7 +235,10 @@ void IvfLists::remove(std::int64_t id) {
   where_.erase(it);
   List& L = lists_[list];
   const std::size_t last = L.ids.size() - 1;
+  std::vector<std::uint8_t> moved(static_cast<std::size_t>(head_dims_));
   if (pos != last) {
+    block8_get(L.head.data(), head_dims_, last, moved.data());
+    block8_put(L.head.data(), head_dims_, pos, moved.data());
     std::memcpy(L.codes.data() + static_cast<std::size_t>(pos) * stride_, L.codes.data() + last * stride_,
                 static_cast<std::size_t>(stride_));
     L.sums[pos] = L.sums[last];
@@ -192,6 +246,10 @@ void IvfLists::remove(std::int64_t id) {
     L.ids[pos] = L.ids[last];
     where_[L.ids[pos]] = {list, pos};
   }
+  // The vacated slot goes back to zero codes (a block's padding rows are zero), the block when it is empty.
+  std::fill(moved.begin(), moved.end(), std::uint8_t{0});
+  block8_put(L.head.data(), head_dims_, last, moved.data());
+  if (last % kBlock8Rows == 0) L.head.resize(last / kBlock8Rows * block8_block_bytes(head_dims_));
   L.codes.resize(last * static_cast<std::size_t>(stride_));
   L.sums.pop_back();
   L.scales.pop_back();
@@ -199,16 +257,20 @@ void IvfLists::remove(std::int64_t id) {
 }
 
 std::vector<IvfCandidate> IvfLists::search(const float* q, const Scan8Query& sq, std::size_t nprobe,
-                                           std::size_t keep, std::size_t min_rows, int threads) const {
+                                           std::size_t keep, std::size_t min_rows, int threads,
+                                           std::size_t rescore) const {
   if (!trained() || keep == 0) return {};
-  // Centroid scores in float32 (nlist x dim: 2 MB at 4,000 lists, a small part of a query's cost).
+  // Probe order from the centroids' scan8 codes (512 KB at 4,000 lists, read from cache; an int8 ranking of
+  // the centroids only decides which lists are scanned).
+  std::vector<std::int32_t> cd(nlist_);
+  scan8_dots(sq, centroid_codes_.data(), centroid_sums_.data(), nlist_, stride_, cd.data());
   std::vector<float> cs(nlist_);
-  faiss::fvec_inner_products_ny(cs.data(), q, centroids_.data(), static_cast<std::size_t>(dim_), nlist_);
+  for (std::size_t l = 0; l < nlist_; ++l) cs[l] = static_cast<float>(cd[l]) * centroid_scales_[l];
   std::vector<std::uint32_t> order(nlist_);
   std::iota(order.begin(), order.end(), 0u);
   auto better = [&](std::uint32_t a, std::uint32_t b) { return cs[a] > cs[b]; };
   nprobe = std::clamp<std::size_t>(nprobe, 1, nlist_);
-  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(nprobe), order.end(), better);
+  std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(nprobe - 1), order.end(), better);
   std::size_t probes = nprobe, seen = 0;
   for (std::size_t p = 0; p < nprobe; ++p) seen += lists_[order[p]].ids.size();
   if (seen < min_rows && probes < nlist_) {  // rare: the probed lists hold fewer rows than asked for
@@ -216,53 +278,126 @@ std::vector<IvfCandidate> IvfLists::search(const float* q, const Scan8Query& sq,
     while (seen < min_rows && probes < nlist_) seen += lists_[order[probes++]].ids.size();
   }
 
+  // The query in the head's coordinates, as block8 weights.
+  std::vector<float> y(static_cast<std::size_t>(head_dims_));
+  rotate(q, y.data());
+  alignas(64) std::int8_t w[kBlock8MaxDims];
+  coder_.prepare_query(y.data(), w);
+  const std::size_t depth = std::max(rescore == 0 ? kRescoreRows : rescore, keep);
+
   // Below kParallelRows scanned rows a second thread costs more than it saves.
   constexpr std::size_t kParallelRows = 32'768;
   const std::size_t nt = seen < kParallelRows ? 1 : static_cast<std::size_t>(std::max(1, threads));
-  std::vector<MinHeap> heaps(nt);
+  struct Pass1 {
+    std::int32_t score;
+    std::uint32_t list, pos;
+  };
+  std::vector<std::vector<IvfCandidate>> found(nt);
   auto work = [&](std::size_t t) {
-    MinHeap& heap = heaps[t];
+    // First pass: every row of this thread's lists by its head codes; the best `depth` are kept in a buffer
+    // that is cut back to `depth` (nth_element) whenever it holds twice as many.
+    std::vector<Pass1> buf;
+    buf.reserve(2 * depth + 1024);
+    std::int32_t floor = std::numeric_limits<std::int32_t>::min();
+    auto by_score = [](const Pass1& a, const Pass1& b) { return a.score > b.score; };
+    auto cut = [&] {
+      std::nth_element(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(depth - 1), buf.end(), by_score);
+      buf.resize(depth);
+      floor = std::min_element(buf.begin(), buf.end(), [](const Pass1& a, const Pass1& b) { return a.score < b.score; })->score;
+    };
     std::vector<std::int32_t> dots;
     for (std::size_t p = t; p < probes; p += nt) {
-      const List& L = lists_[order[p]];
+      const std::uint32_t l = order[p];
+      const List& L = lists_[l];
       const std::size_t len = L.ids.size();
       if (len == 0) continue;
-      dots.resize(len);
-      scan8_dots(sq, L.codes.data(), L.sums.data(), len, stride_, dots.data());
-      float floor = heap.size() < keep ? -std::numeric_limits<float>::infinity() : heap.top().first;
-      for (std::size_t j = 0; j < len; ++j) {
-        const float s = static_cast<float>(dots[j]) * L.scales[j];
-        if (s <= floor) continue;
-        heap.emplace(s, L.ids[j]);
-        if (heap.size() > keep) heap.pop();
-        if (heap.size() == keep) floor = heap.top().first;
-      }
+      const std::size_t blocks = (len + kBlock8Rows - 1) / kBlock8Rows;
+      dots.resize(blocks * kBlock8Rows);
+      block8_dots(w, L.head.data(), blocks, head_dims_, dots.data());
+      for (std::size_t j = 0; j < len; ++j)
+        if (dots[j] > floor) buf.push_back(Pass1{dots[j], l, static_cast<std::uint32_t>(j)});
+      if (buf.size() >= 2 * depth) cut();
+    }
+    if (buf.size() > depth) cut();
+    // Second pass: the survivors by their full scan8 codes.
+    std::vector<IvfCandidate>& out = found[t];
+    out.reserve(buf.size());
+    // The survivors are scattered over the lists: their codes are fetched kAhead rows ahead.
+    constexpr std::size_t kAhead = 8;
+    auto fetch = [&](const Pass1& c) {
+      const List& L = lists_[c.list];
+      const char* p = reinterpret_cast<const char*>(L.codes.data() + static_cast<std::size_t>(c.pos) * stride_);
+      for (int b = 0; b < stride_; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(&L.sums[c.pos]), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(&L.scales[c.pos]), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(&L.ids[c.pos]), _MM_HINT_T0);
+    };
+    for (std::size_t i = 0; i < std::min(kAhead, buf.size()); ++i) fetch(buf[i]);
+    for (std::size_t i = 0; i < buf.size(); ++i) {
+      if (i + kAhead < buf.size()) fetch(buf[i + kAhead]);
+      const Pass1& c = buf[i];
+      const List& L = lists_[c.list];
+      std::int32_t dot = 0;
+      scan8_dots(sq, L.codes.data() + static_cast<std::size_t>(c.pos) * stride_, &L.sums[c.pos], 1, stride_, &dot);
+      out.push_back(IvfCandidate{static_cast<float>(dot) * L.scales[c.pos], L.ids[c.pos]});
     }
   };
   std::vector<std::thread> pool;
   for (std::size_t t = 1; t < nt; ++t) pool.emplace_back(work, t);
   work(0);
   for (auto& th : pool) th.join();
-  for (std::size_t t = 1; t < nt; ++t) {
-    while (!heaps[t].empty()) {
-      heaps[0].push(heaps[t].top());
-      heaps[t].pop();
-      if (heaps[0].size() > keep) heaps[0].pop();
-    }
-  }
-  MinHeap& heap = heaps[0];
-  std::vector<IvfCandidate> out(heap.size());
-  for (std::size_t i = out.size(); i-- > 0;) {
-    out[i] = IvfCandidate{heap.top().first, heap.top().second};
-    heap.pop();
-  }
+  std::vector<IvfCandidate> out = std::move(found[0]);
+  for (std::size_t t = 1; t < nt; ++t) out.insert(out.end(), found[t].begin(), found[t].end());
+  const std::size_t m = std::min(keep, out.size());
+  std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(m), out.end(),
+                    [](const IvfCandidate& a, const IvfCandidate& b) { return a.score > b.score; });
+  out.resize(m);
   return out;
 }
 
+bool IvfLists::locate(std::int64_t id, std::size_t* list, std::size_t* pos) const {
+  auto it = where_.find(id);
+  if (it == where_.end()) return false;
+  *list = it->second.first;
+  *pos = it->second.second;
+  return true;
+}
+
+std::vector<std::uint8_t> IvfLists::stored_head_codes(std::int64_t id) const {
+  std::size_t l = 0, p = 0;
+  if (!locate(id, &l, &p)) return {};
+  std::vector<std::uint8_t> c(static_cast<std::size_t>(head_dims_));
+  block8_get(lists_[l].head.data(), head_dims_, p, c.data());
+  return c;
+}
+
+bool IvfLists::lists_consistent() const {
+  std::size_t total = 0;
+  const std::size_t bb = block8_block_bytes(head_dims_);
+  std::vector<std::uint8_t> c(static_cast<std::size_t>(head_dims_));
+  for (std::size_t l = 0; l < lists_.size(); ++l) {
+    const List& L = lists_[l];
+    const std::size_t n = L.ids.size();
+    total += n;
+    if (L.codes.size() != n * static_cast<std::size_t>(stride_) || L.sums.size() != n || L.scales.size() != n ||
+        L.head.size() != (n + kBlock8Rows - 1) / kBlock8Rows * bb)
+      return false;
+    for (std::size_t j = n; j < (n + kBlock8Rows - 1) / kBlock8Rows * kBlock8Rows; ++j) {
+      block8_get(L.head.data(), head_dims_, j, c.data());
+      if (std::any_of(c.begin(), c.end(), [](std::uint8_t v) { return v != 0; })) return false;
+    }
+    for (std::size_t j = 0; j < n; ++j) {
+      auto it = where_.find(L.ids[j]);
+      if (it == where_.end() || it->second.first != l || it->second.second != j) return false;
+    }
+  }
+  return total == where_.size();
+}
+
 std::size_t IvfLists::memory_bytes() const {
-  std::size_t b = centroids_.capacity() * sizeof(float) + lists_.capacity() * sizeof(List) + where_.size() * 32;
+  std::size_t b = centroids_.capacity() * sizeof(float) + centroid_codes_.capacity() + pca_.capacity() * 4 + lists_.capacity() * sizeof(List) + where_.size() * 32;
   for (const auto& L : lists_)
-    b += L.codes.capacity() + L.sums.capacity() * 4 + L.scales.capacity() * 4 + L.ids.capacity() * 8;
+    b += L.head.capacity() + L.codes.capacity() + L.sums.capacity() * 4 + L.scales.capacity() * 4 + L.ids.capacity() * 8;
   return b;
 }
 

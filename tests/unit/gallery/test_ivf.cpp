@@ -1,9 +1,11 @@
 // kIvf: the inverted-file index over int8 codes. Same answers as exact search on a structured (face-like) set,
 // kept in step with add/remove, retrained as the gallery grows, chosen by kAuto only when configured.
+#include <map>
 #include <random>
 
 #include "gallery/index.hpp"
 #include "gallery/ivf.hpp"
+#include "gallery/scan8.hpp"
 #include "gallery_fixture.hpp"
 
 namespace faceguard::test {
@@ -143,6 +145,84 @@ TEST(Ivf, StaysInStepWithAddAndRemove) {
   EXPECT_EQ(all.size(), index.size());
   std::sort(all.begin(), all.end());
   EXPECT_EQ(std::adjacent_find(all.begin(), all.end()), all.end());
+}
+
+// The two-pass list layout on its own: head codes and scan8 codes stay with their ids through bulk fill, adds
+// and swap-removes, and a search over every list with a deep enough first pass gives exactly the scan8 ranking
+// of a brute-force scan.
+TEST(Ivf, HeadCodesFollowEnrolAndDelete) {
+  ConeSynth s(21);
+  const auto g = make(s, 700, 3);  // 2,100 rows
+  const std::size_t n0 = 1500;
+  std::vector<float> rows;
+  std::vector<std::int64_t> ids;
+  for (std::size_t i = 0; i < n0; ++i) {
+    rows.insert(rows.end(), g.rows[i].begin(), g.rows[i].end());
+    ids.push_back(static_cast<std::int64_t>(i + 1));
+  }
+  IvfLists lists(kDim, rows.data(), ids.data(), n0, 0, 99, 2);
+  ASSERT_TRUE(lists.trained());
+  EXPECT_EQ(lists.head_dims(), IvfLists::kHeadDims);
+  EXPECT_TRUE(lists.lists_consistent());
+  std::map<std::int64_t, std::size_t> live;  // id -> row of g
+  for (std::size_t i = 0; i < n0; ++i) live[static_cast<std::int64_t>(i + 1)] = i;
+  std::mt19937 rng(4);
+  // Deletes at random positions (moving list tails), adds (new blocks), a re-added id.
+  for (int step = 0; step < 900; ++step) {
+    if (step % 3 == 2) {
+      const std::size_t r = n0 + static_cast<std::size_t>(step / 3);
+      lists.add(static_cast<std::int64_t>(r + 1), g.rows[r].data());
+      live[static_cast<std::int64_t>(r + 1)] = r;
+    } else {
+      auto it = live.begin();
+      std::advance(it, static_cast<std::ptrdiff_t>(rng() % live.size()));
+      lists.remove(it->first);
+      live.erase(it);
+    }
+  }
+  lists.add(1'000'000, g.rows[0].data());
+  live[1'000'000] = 0;
+  lists.add(1'000'000, g.rows[1].data());  // already there: ignored
+  EXPECT_EQ(lists.size(), live.size());
+  EXPECT_TRUE(lists.lists_consistent());
+  for (const auto& [id, r] : live) {
+    ASSERT_TRUE(lists.contains(id));
+    EXPECT_EQ(lists.stored_head_codes(id), lists.head_codes_of(g.rows[r].data())) << "id " << id;
+  }
+  EXPECT_FALSE(lists.contains(2'000'000));
+  EXPECT_TRUE(lists.stored_head_codes(2'000'000).empty());
+
+  // Brute force: the scan8 score of every live row.
+  const int stride = gallery::scan8_stride(kDim);
+  auto sq = std::make_unique<gallery::Scan8Query>();
+  for (int qi = 0; qi < 6; ++qi) {
+    const auto q = qi % 2 == 0 ? s.around(g.centres[static_cast<std::size_t>(qi * 41) % g.centres.size()]) : s.around(s.centre());
+    gallery::scan8_prepare_query(q.data(), kDim, stride, sq.get());
+    std::vector<float> want;
+    for (const auto& [id, r] : live) {
+      std::vector<std::int8_t> code(static_cast<std::size_t>(stride));
+      float scale = 0;
+      std::int32_t sum = 0, dot = 0;
+      gallery::scan8_quantize(g.rows[r].data(), kDim, stride, code.data(), &scale, &sum);
+      gallery::scan8_dots_reference(*sq, code.data(), 1, stride, &dot);
+      want.push_back(static_cast<float>(dot) * scale);
+    }
+    std::sort(want.rbegin(), want.rend());
+    want.resize(50);
+    const auto got = lists.search(q.data(), *sq, lists.nlist(), 50, 50, 2, live.size());
+    ASSERT_EQ(got.size(), 50u);
+    for (std::size_t i = 0; i < 50; ++i) EXPECT_EQ(got[i].score, want[i]) << "query " << qi << " rank " << i;
+    // The default first-pass depth (far fewer rows than the gallery) still finds the best of them.
+    const auto quick = lists.search(q.data(), *sq, lists.nlist(), 10, 10, 1, 64);
+    ASSERT_EQ(quick.size(), 10u);
+    EXPECT_EQ(quick.front().score, want.front()) << "query " << qi;
+  }
+  // Emptied lists: nothing found, and the layout is still consistent.
+  for (const auto& [id, r] : live) lists.remove(id);
+  EXPECT_EQ(lists.size(), 0u);
+  EXPECT_TRUE(lists.lists_consistent());
+  gallery::scan8_prepare_query(g.rows[0].data(), kDim, stride, sq.get());
+  EXPECT_TRUE(lists.search(g.rows[0].data(), *sq, lists.nlist(), 10, 10, 2).empty());
 }
 
 TEST(Ivf, RetrainsWhenTheSizeMovesFourfold) {
