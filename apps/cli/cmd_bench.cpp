@@ -1,6 +1,8 @@
-// `faceguard bench`: per-stage timings (median/min/max after warm-up) as a table or JSON, with the
-// face-api.js reference timings (scripts/reference/ timings.json) side by side when given.
+// `faceguard bench`: per-stage timings (median/min/max after warm-up) as a table or JSON, with face-api.js's
+// timings side by side: timed in the same run (--peers: scripts/reference/run.sh --timing-only in Node) or
+// read from an earlier timings.json (--faceapi-timings).
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -14,6 +16,9 @@
 #include <ctime>
 
 #include <opencv2/core/utility.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cli.hpp"
 #include "faceguard/detector.hpp"
@@ -35,6 +40,9 @@ struct BenchArgs {
   bool json = false;
   bool no_end_to_end = false;
   std::string faceapi;
+  bool peers = false;
+  int peer_runs = 3;  // face-api.js's pure-JS stages take seconds each
+  std::string reference_dir;
   std::string engine;  // dlib ResNet engine: "" (auto), opencv, onednn
   bool bf16 = false;
 };
@@ -108,11 +116,11 @@ double process_cpu_ms() {
   return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
 }
 
-// detect/blazeface on OpenCV DNN (DetectorOptions::Engine::kOpenCv), beside the library's default engine
-// (oneDNN where built) in the same run, timed like eval::run_bench's stages (warm-up, then repeats per image).
-Result<eval::StageTiming> time_opencv_blazeface(const ModelPack& pack, const std::vector<std::filesystem::path>& paths,
-                                                const BenchArgs& a) {
-  DetectorOptions o{.kind = DetectorKind::kBlazeFaceBack};
+// A detector on OpenCV DNN (DetectorOptions::Engine::kOpenCv), beside the library's default engine (oneDNN
+// where built) in the same run, timed like eval::run_bench's stages (warm-up, then repeats per image).
+Result<eval::StageTiming> time_opencv_detector(const ModelPack& pack, DetectorKind kind, const std::string& stage,
+                                               const std::vector<std::filesystem::path>& paths, const BenchArgs& a) {
+  DetectorOptions o{.kind = kind};
   o.engine = DetectorOptions::Engine::kOpenCv;
   FG_ASSIGN_OR_RETURN(auto det, Detector::create(pack, o));
   const int saved = cv::getNumThreads();
@@ -138,9 +146,59 @@ Result<eval::StageTiming> time_opencv_blazeface(const ModelPack& pack, const std
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  return eval::StageTiming{"detect/blazeface (opencv-dnn)", "ms/image", static_cast<int>(wall.size()), median(wall),
+  return eval::StageTiming{stage, "ms/image", static_cast<int>(wall.size()), median(wall),
                            *std::min_element(wall.begin(), wall.end()), *std::max_element(wall.begin(), wall.end()),
                            median(cpu)};
+}
+
+// Where the face-api.js reference lives: --reference-dir, else $FACEGUARD_REFERENCE_DIR (as the parity test
+// and the test command use it), else <source>/build/reference.
+std::filesystem::path reference_dir(const BenchArgs& a) {
+  if (!a.reference_dir.empty()) return a.reference_dir;
+  if (const char* e = std::getenv("FACEGUARD_REFERENCE_DIR"); e && *e) return e;
+  return std::filesystem::path(FACEGUARD_SOURCE_DIR) / "build" / "reference";
+}
+
+std::filesystem::path reference_script() {
+  return std::filesystem::path(FACEGUARD_SOURCE_DIR) / "scripts" / "reference" / "run.sh";
+}
+
+// What --peers needs, checked before anything is timed: the script and a reference to time against.
+Status peers_ready(const BenchArgs& a) {
+  const std::filesystem::path dir = reference_dir(a);
+  std::error_code ec;
+  if (!std::filesystem::exists(reference_script(), ec))
+    return make_error(ErrorCode::kNotFound, "--peers needs the source tree's " + reference_script().string());
+  if (!std::filesystem::exists(dir / "sample1.json", ec))
+    return make_error(ErrorCode::kNotFound, "no face-api.js reference in " + dir.string() +
+                                                ": run scripts/reference/run.sh " + dir.string() +
+                                                " first (the test command does), or pass --reference-dir");
+  return ok_status();
+}
+
+// --peers: face-api.js 1.7.15 in Node (its bundled TF.js CPU backend, one thread) times the same stages on
+// sample1 now, in this run, through scripts/reference/run.sh --timing-only (it rewrites timings.json in the
+// reference folder). Its log goes to stderr. Returns the path of the timings written.
+Result<std::filesystem::path> time_faceapi_now(const BenchArgs& a) {
+  FG_TRY_STATUS(peers_ready(a));
+  const std::filesystem::path dir = reference_dir(a);
+  const std::string runs = std::to_string(std::max(1, a.peer_runs));
+  const std::string dir_s = dir.string(), script_s = reference_script().string();
+  std::cout.flush();
+  const pid_t child = ::fork();
+  if (child < 0) return make_error(ErrorCode::kInternal, "cannot start Node for --peers");
+  if (child == 0) {
+    if (a.json) ::dup2(STDERR_FILENO, STDOUT_FILENO);  // keep stdout the JSON document alone
+    const char* argv[] = {"bash", script_s.c_str(), "--timing-only", "--runs", runs.c_str(), dir_s.c_str(), nullptr};
+    ::execvp("bash", const_cast<char* const*>(argv));
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return make_error(ErrorCode::kInternal, "face-api.js timing (" + script_s + " --timing-only) failed; see its messages above");
+  return dir / "timings.json";
 }
 
 int run_bench_cmd(const BenchArgs& a) {
@@ -152,18 +210,12 @@ int run_bench_cmd(const BenchArgs& a) {
       return report(make_error(ErrorCode::kInvalidArgument, "--bf16 needs the onednn engine"), "bench");
     ::setenv("FACEGUARD_DLIB_ENGINE", (engine + (a.bf16 ? "-bf16" : "")).c_str(), 1);
   }
+  if (a.peers && !a.faceapi.empty())
+    return report(make_error(ErrorCode::kInvalidArgument, "--peers times face-api.js now; drop --faceapi-timings"), "bench");
+  if (a.peers)
+    if (auto ready = peers_ready(a); !ready) return report(ready.error(), "bench");
   auto images = expand_images(a);
   if (!images) return report(images.error(), "bench");
-  nlohmann::json faceapi;
-  if (!a.faceapi.empty()) {
-    std::ifstream in(a.faceapi);
-    if (!in) return report(make_error(ErrorCode::kNotFound, "cannot open " + a.faceapi), "bench");
-    faceapi = nlohmann::json::parse(in, nullptr, false);
-    if (faceapi.is_discarded() || !faceapi.contains("stages")) {
-      return report(make_error(ErrorCode::kInvalidArgument, a.faceapi + " is not a timings.json from scripts/reference"),
-                    "bench");
-    }
-  }
   auto pack = ModelPack::open(model_dir());
   if (!pack) return report(pack.error(), "bench");
   eval::BenchOptions opt;
@@ -177,16 +229,42 @@ int run_bench_cmd(const BenchArgs& a) {
   const double load_before = load_average();
   auto r = eval::run_bench(*pack, opt);
   if (!r) return report(r.error(), "bench");
-  // The forced-OpenCV BlazeFace detector, when the default path is not OpenCV already.
+  // The forced-OpenCV SSD and BlazeFace detectors, when the default path is not OpenCV already.
   std::string blazeface_engine = "unknown";
-  if (auto d = Detector::create(*pack, {.kind = DetectorKind::kBlazeFaceBack}); d) blazeface_engine = (*d)->engine_name();
-  if (blazeface_engine != "opencv-dnn") {
-    auto t = time_opencv_blazeface(*pack, *images, a);
+  for (const auto& [kind, stage] : {std::pair{DetectorKind::kSsd, std::string("detect/ssd")},
+                                    std::pair{DetectorKind::kBlazeFaceBack, std::string("detect/blazeface")}}) {
+    std::string engine = "unknown";
+    if (auto d = Detector::create(*pack, {.kind = kind}); d) engine = (*d)->engine_name();
+    if (kind == DetectorKind::kBlazeFaceBack) blazeface_engine = engine;
+    if (engine == "opencv-dnn") continue;
+    auto t = time_opencv_detector(*pack, kind, stage + " (opencv-dnn)", *images, a);
     if (!t) return report(t.error(), "bench");
-    auto at = std::find_if(r->stages.begin(), r->stages.end(), [](const auto& s) { return s.stage == "detect/blazeface"; });
+    const std::string name = stage;
+    auto at = std::find_if(r->stages.begin(), r->stages.end(), [&](const auto& s) { return s.stage == name; });
     r->stages.insert(at == r->stages.end() ? at : at + 1, *t);
   }
   const double load_after = load_average();
+
+  // face-api.js: timed now (--peers), after this process's own stages, or an earlier run's file.
+  std::string faceapi_file = a.faceapi;
+  double load_after_peers = -1.0;
+  if (a.peers) {
+    if (!globals().quiet && !a.json) std::cerr << "faceguard: timing face-api.js in Node (a few minutes)...\n";
+    auto t = time_faceapi_now(a);
+    if (!t) return report(t.error(), "bench");
+    faceapi_file = t->string();
+    load_after_peers = load_average();
+  }
+  nlohmann::json faceapi;
+  if (!faceapi_file.empty()) {
+    std::ifstream in(faceapi_file);
+    if (!in) return report(make_error(ErrorCode::kNotFound, "cannot open " + faceapi_file), "bench");
+    faceapi = nlohmann::json::parse(in, nullptr, false);
+    if (faceapi.is_discarded() || !faceapi.contains("stages")) {
+      return report(make_error(ErrorCode::kInvalidArgument, faceapi_file + " is not a timings.json from scripts/reference"),
+                    "bench");
+    }
+  }
 
   auto faceapi_ms = [&](const std::string& stage) -> double {
     auto it = faceapi_names().find(stage);
@@ -226,7 +304,9 @@ int run_bench_cmd(const BenchArgs& a) {
                                   {"met_cpu", s.cpu_median_ms <= t.max_ms}});
     }
   }
-  if (!faceapi.is_null()) doc["faceapi"] = {{"what", faceapi.value("what", "")}, {"image", faceapi.value("image", nlohmann::json{})}};
+  if (!faceapi.is_null())
+    doc["faceapi"] = {{"what", faceapi.value("what", "")}, {"image", faceapi.value("image", nlohmann::json{})},
+                      {"same_run", a.peers}, {"file", faceapi_file}, {"loadavg_1m_after", load_after_peers}};
 
   if (a.json) {
     std::cout << doc.dump(2) << "\n";
@@ -250,7 +330,10 @@ int run_bench_cmd(const BenchArgs& a) {
     std::fflush(stdout);
     if (!faceapi.is_null()) {
       std::cout << "\nface-api.js: " << faceapi.value("what", "") << " on "
-                << faceapi["image"].value("width", 0) << "x" << faceapi["image"].value("height", 0) << "\n";
+                << faceapi["image"].value("width", 0) << "x" << faceapi["image"].value("height", 0)
+                << (a.peers ? ", timed in this run after the stages above (load average " + f1(load_after_peers) + " after)"
+                            : ", from " + faceapi_file)
+                << "; it runs one thread: compare it with --threads 1\n";
     }
     std::cout << "\ncpu-med: median process CPU ms per call; with 1 thread it approximates the wall time on an idle machine\n";
     std::cout << "\ntargets:\n";
@@ -279,6 +362,11 @@ void setup_bench(CLI::App& app) {
   b->add_flag("--json", args->json, "print JSON instead of a table");
   b->add_flag("--no-end-to-end", args->no_end_to_end, "skip the whole-pipeline timing");
   b->add_option("--faceapi-timings", args->faceapi, "timings.json from scripts/reference/make_reference.js");
+  b->add_flag("--peers", args->peers,
+              "also time face-api.js 1.7.15 in Node in this run (scripts/reference/run.sh --timing-only) and print ratios");
+  b->add_option("--peer-runs", args->peer_runs, "timed runs per face-api.js stage with --peers")->capture_default_str();
+  b->add_option("--reference-dir", args->reference_dir,
+                "the face-api.js reference for --peers (default $FACEGUARD_REFERENCE_DIR, else <source>/build/reference)");
   b->add_option("--engine", args->engine, "dlib ResNet engine for embed/*: opencv or onednn (default: auto)")
       ->check(CLI::IsMember({"opencv", "onednn"}));
   b->add_flag("--bf16", args->bf16, "embed/* on oneDNN in bfloat16 (AMX where present)");

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -387,6 +388,35 @@ TEST_F(CliTest, DemoOnChosenImagesReportsFailuresAndKeepsGoing) {
   EXPECT_EQ(j["images"][0]["faces"][0].at("embedding").at("values").size(), 128u);
   // A single usable photo: nobody to match against.
   for (const auto& m : j["matches"]) EXPECT_TRUE(m.at("best_match").is_null());
+}
+
+// bench: one quick run as JSON; the OpenCV DNN detectors are timed beside the default engine in the same run
+// and every stage gives a positive time. --peers without a face-api.js reference is a clear error (exit 3,
+// not found), not a crash or a silent table without peers.
+TEST_F(CliTest, BenchTimesTheStagesAndTheOpenCvDetectorsInOneRun) {
+  FG_SAMPLES_OR_SKIP(pack);
+  const std::string s1 = sample(pack, "sample1.jpg").string();
+  CliRun r = run({"bench", "--images", s1, "--repeats", "1", "--warmup", "0", "--batch", "1", "--no-end-to-end", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err << r.out;
+  const json j = parse(r);
+  std::set<std::string> stages;
+  for (const auto& st : j.at("stages")) {
+    stages.insert(st.at("stage").get<std::string>());
+    EXPECT_GT(st.at("median_ms").get<double>(), 0.0) << st;
+  }
+  for (const char* want : {"decode", "detect/ssd", "detect/blazeface", "landmarks/68", "embed/b1"})
+    EXPECT_TRUE(stages.count(want)) << want;
+  // On oneDNN by default (where built), so the OpenCV DNN rows are there too.
+  if (j.value("blazeface_engine", "") != "opencv-dnn") {
+    EXPECT_TRUE(stages.count("detect/blazeface (opencv-dnn)"));
+    EXPECT_TRUE(stages.count("detect/ssd (opencv-dnn)"));
+  }
+  for (const auto& c : j.at("checks")) EXPECT_TRUE(c.at("ok").get<bool>()) << c;
+
+  r = run({"bench", "--images", s1, "--repeats", "1", "--warmup", "0", "--no-end-to-end", "--peers", "--reference-dir",
+           (dir_ / "no-reference").string()});
+  EXPECT_EQ(r.rc, 3) << r.err;
+  EXPECT_NE(r.err.find("no face-api.js reference"), std::string::npos) << r.err;
 }
 
 }  // namespace
