@@ -666,8 +666,12 @@ TEST_F(ServerTest, OverheadOverTheLibrary) {
   };
   const std::string& photo = e->samples[0];
   constexpr int kRuns = 15;
-  std::vector<double> lib, http, overhead, bare;
+  std::vector<double> lib, http, overhead, bare, in_handler, policy, handoff;
   static const std::regex kCompute(R"(compute;dur=([0-9.]+))");
+  static const std::regex kHandler(R"(handler;dur=([0-9.]+))");
+  static const std::regex kPolicy(R"(policy;dur=([0-9.]+))");
+  static const std::regex kQueue(R"(queue;dur=([0-9.]+))");
+  static const std::regex kHandback(R"(handback;dur=([0-9.]+))");
   for (int i = 0; i < kRuns; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     auto img = decode_image(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(photo.data()), photo.size()));
@@ -685,15 +689,25 @@ TEST_F(ServerTest, OverheadOverTheLibrary) {
     ASSERT_TRUE(std::regex_search(timing, m, kCompute)) << timing;
     http.push_back(round_trip);
     overhead.push_back(round_trip - std::stod(m[1].str()));
+    std::smatch h;
+    ASSERT_TRUE(std::regex_search(timing, h, kHandler)) << timing;
+    in_handler.push_back(std::stod(h[1].str()) - std::stod(m[1].str()));
+    std::smatch p;
+    ASSERT_TRUE(std::regex_search(timing, p, kPolicy)) << timing;
+    policy.push_back(std::stod(p[1].str()));
+    std::smatch q, b;
+    ASSERT_TRUE(std::regex_search(timing, q, kQueue) && std::regex_search(timing, b, kHandback)) << timing;
+    handoff.push_back(std::stod(q[1].str()) + std::stod(b[1].str()));
     t0 = std::chrono::steady_clock::now();
     ASSERT_EQ(a.get("/v1/policy/packs", e->op).status, 200);
     bare.push_back(ms(t0));
   }
   const double o = median(overhead);
   std::printf("[ overhead ] POST /v1/detect 640x480 (multipart): round trip %.2f ms, of which outside the library "
-              "%.2f ms (median; min %.2f); in-process decode+detect %.2f ms; a request without computation "
-              "%.2f ms (medians of %d)\n",
-              median(http), o, *std::min_element(overhead.begin(), overhead.end()), median(lib), median(bare), kRuns);
+              "%.2f ms (median; min %.2f), of which in the handler %.2f (Server-Timing handler - compute; policy "
+              "%.2f, worker hand-off and back %.2f); in-process decode+detect %.2f ms; a request without computation %.2f ms (medians of %d)\n",
+              median(http), o, *std::min_element(overhead.begin(), overhead.end()), median(in_handler), median(policy),
+              median(handoff), median(lib), median(bare), kRuns);
   RecordProperty("overhead_ms", std::to_string(o));
   RecordProperty("library_ms", std::to_string(median(lib)));
   RecordProperty("noop_ms", std::to_string(median(bare)));
