@@ -60,6 +60,7 @@ struct Args {
   double sigma = 0.18;       // template spread around the identity centre
   double decay = 0.025;      // per-axis spread of identity directions: exp(-decay * i)
   std::size_t hnsw_max = 1'000'000;
+  std::size_t gallery_flat_max = 1'000'000;  // the gallery's own kFlat search up to this size
   std::vector<int> ef{64, 128, 256};
   int hnsw_m = 32;
   int hnsw_efc = 80;
@@ -351,7 +352,7 @@ void bench_size(const Args& a, std::size_t n) {
     if (extra.is_object()) j.update(extra);
     emit(j);
   };
-  run(IndexKind::kFlat, "gallery_flat (faiss::knn_inner_product)", nlohmann::json::object());
+  if (n <= a.gallery_flat_max) run(IndexKind::kFlat, "gallery_flat (faiss::knn_inner_product)", nlohmann::json::object());
   run(IndexKind::kScan8, "gallery_scan8", {{"kernel", std::string(gallery::scan8_kernel())}, {"build_ms", build_ms},
                                             {"index_memory_mb", index_mb}, {"rerank", std::max<std::size_t>(8 * k, 128)}});
   if (n <= a.ivf_max) {
@@ -758,6 +759,7 @@ int main(int argc, char** argv) {
     else if (k == "--sigma") a.sigma = std::stod(next());
     else if (k == "--decay") a.decay = std::stod(next());
     else if (k == "--hnsw-max") a.hnsw_max = std::stoull(next());
+    else if (k == "--gallery-flat-max") a.gallery_flat_max = std::stoull(next());
     else if (k == "--hnsw-m") a.hnsw_m = std::stoi(next());
     else if (k == "--hnsw-efc") a.hnsw_efc = std::stoi(next());
     else if (k == "--ef") a.ef = parse_ints(next());
@@ -787,7 +789,7 @@ int main(int argc, char** argv) {
       std::cerr << "usage: gallery_bench [--sizes N,N,..] [--per-identity 5] [--queries 400] [--batch 16] [--threads 2]\n"
                    "  [--common 0.915] [--sigma 0.18] [--decay 0.025] [--hnsw-max N] [--hnsw-m 32] [--hnsw-efc 80]\n"
                    "  [--ef 64,128,256] [--ivf-max N] [--nprobe-scale 0.5,0.75,1,1.5] [--faiss-ivf-max 100000]\n"
-                   "  [--ivf-head 32,64 --ivf-rescore 1024,2048,4096]\n"
+                   "  [--ivf-head 32,64 --ivf-rescore 1024,2048,4096] [--gallery-flat-max N]\n"
                    "  [--open N] [--open-index auto,ivf] [--deepface DIR]\n"
                    "  [--calibration table.json] [--workdir /tmp] [--seed 42]\n";
       return 2;
