@@ -14,7 +14,7 @@
 // Why two passes: recall@10 0.99 at 1M needs ~18% of the lists (a stranger's top-10 is a near tie spread over
 // many lists), and the scan of those ~180k rows is memory bound. The leading 64 components carry nearly all of
 // what tells face templates apart (their spectrum decays), so the first pass reads 64 B per row instead of
-// 136 B; re-scoring its best 512 rows per thread gave the same recall@10 as scanning the full codes at every
+// 136 B; re-scoring its best 1,024 rows gave the same recall@10 as scanning the full codes at every
 // nprobe measured at 100k and 1M, while 32 components lost ~0.01 of recall (docs/gallery.md).
 //
 // Why not faiss::IndexIVFFlat / IndexIVFScalarQuantizer: Debian's libfaiss 1.7.3 is a generic x86-64 build
@@ -57,8 +57,8 @@ class IvfLists {
   // The PCA sees at most this many rows of the k-means sample (128 x 128 covariance: a few thousand rows
   // already fix it; more only cost training time through the slow BLAS).
   static constexpr std::size_t kPcaRows = 32'768;
-  // Rows of the first pass re-scored with their full codes, per thread (search(): rescore 0).
-  static constexpr std::size_t kRescoreRows = 512;
+  // Rows of the first pass re-scored with their full codes, shared by the threads (search(): rescore 0).
+  static constexpr std::size_t kRescoreRows = 1024;
 
   // ~4 sqrt(n) lists (the usual IVF rule: lists of ~sqrt(n)/4 rows), at least 1, at most n / 8 so that small
   // galleries still have several rows per list.
@@ -82,7 +82,8 @@ class IvfLists {
 
   // The best `keep` rows of the nprobe lists nearest to the query (unit vector q, scan8-prepared as sq),
   // best first by their scan8 score: the first pass ranks every row of those lists by its head codes, and its
-  // best max(rescore, keep) per thread (rescore 0: kRescoreRows) are scored with their scan8 codes. More lists
+  // best `rescore` (0: kRescoreRows; split over the threads, at least `keep` each) are scored with their
+  // scan8 codes. More lists
   // are probed while fewer than min_rows rows have been seen, so a caller asking for n results gets n when the
   // gallery has them. Lists are split over `threads` when they are many.
   std::vector<IvfCandidate> search(const float* q, const Scan8Query& sq, std::size_t nprobe, std::size_t keep,
