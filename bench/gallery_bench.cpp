@@ -68,7 +68,8 @@ struct Args {
   std::vector<double> nprobe_scale{0.5, 0.75, 1.0, 1.5};  // kIvf sweep: multiples of the default nprobe
   std::size_t faiss_ivf_max = 100'000;                    // FAISS IndexIVFFlat (its own API) up to this size
   // kIvf design sweep (--ivf-head 32,64 --ivf-rescore 1024,2048): IvfLists built with each number of head
-  // components and searched with each first-pass depth at each nprobe, re-ranked exactly as TemplateIndex does.
+  // components and searched with each first-pass depth (rows re-scored, shared by the threads) at each nprobe,
+  // re-ranked exactly as TemplateIndex does.
   std::vector<int> ivf_heads;
   std::vector<int> ivf_rescore{1024, 2048, 4096};
   std::size_t open_size = 0;
