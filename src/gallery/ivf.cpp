@@ -316,8 +316,18 @@ std::vector<IvfCandidate> IvfLists::search(const float* q, const Scan8Query& sq,
       const std::size_t blocks = (len + kBlock8Rows - 1) / kBlock8Rows;
       dots.resize(blocks * kBlock8Rows);
       block8_dots(w, L.head.data(), blocks, head_dims_, dots.data());
-      for (std::size_t j = 0; j < len; ++j)
-        if (dots[j] > floor) buf.push_back(Pass1{dots[j], l, static_cast<std::uint32_t>(j)});
+      // Most rows fall below the floor once the buffer has filled: test 16 at a time without branches (local
+      // copies keep the floor and the scores in registers; push_back would otherwise force reloads).
+      const std::int32_t f = floor;
+      const std::int32_t* sc = dots.data();
+      for (std::size_t b0 = 0; b0 < len; b0 += kBlock8Rows) {
+        const std::size_t e = std::min(len, b0 + kBlock8Rows);
+        int any = 0;
+        for (std::size_t j = b0; j < e; ++j) any |= sc[j] > f;
+        if (any == 0) continue;
+        for (std::size_t j = b0; j < e; ++j)
+          if (sc[j] > f) buf.push_back(Pass1{sc[j], l, static_cast<std::uint32_t>(j)});
+      }
       if (buf.size() >= 2 * depth) cut();
     }
     if (buf.size() > depth) cut();
