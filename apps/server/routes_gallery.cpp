@@ -255,64 +255,70 @@ void register_gallery_routes(Service::State& st) {
               GalleryRef gal = *g;
               const Metric metric = metric_for(gal->model_id());
               const float model_threshold = default_threshold(gal->model_id());
-              // The worker decodes, analyses and searches (the compute span); obligations, result records and the
-              // answer are built here, outside it, as for detect.
+              // The worker decodes, analyses and searches (the compute span); then, outside that span on the same
+              // worker, the obligations, result records and answer, as for detect.
               std::vector<std::pair<AnalyzedFace, Identification>> found;
               std::optional<Error> failed;
+              std::optional<HttpResponse> answer;
               std::string timing;
-              if (auto refused = compute_on_worker(st, [&](Pipeline& pipe) {
-                    auto img = decode_upload(st, *bytes);
-                    if (!img) return failed.emplace(img.error()), void();
-                    auto faces = pipe.analyze(*img);
-                    if (!faces) return failed.emplace(faces.error()), void();
-                    for (auto& f : *faces) {
-                      auto id = gal->identify(f.embedding, opt);
-                      if (!id) return failed.emplace(id.error()), void();
-                      found.emplace_back(std::move(f), std::move(*id));
-                    }
-                  }, &timing))
+              auto respond = [&]() -> HttpResponse {
+                if (failed) return from_error(*failed);
+                const std::string input = sha256_hex(*bytes);
+                json out = {{"faces", json::array()}};
+                for (const auto& [f, id] : found) {
+                  std::vector<MatchCandidate> cands;
+                  // An uncalibrated gallery (no measured FMR table) has only a cosine threshold derived from the
+                  // model's 1:1 threshold on the assumption of unit-length templates, which face-api's
+                  // descriptors are not (impostors score 0.87-0.89 against its 0.82). Then the model's own
+                  // documented 1:1 threshold, as compare() applies it, must also pass.
+                  const bool calibrated = id.fmr > 0;
+                  for (const auto& c : id.candidates) {
+                    if (c.score < id.threshold) continue;  // open set: below threshold is "unknown"
+                    // Gallery scores are cosine; policy minimums (min_similarity) are in compare() similarity,
+                    // so report each candidate on that scale: the distance compare() would have measured.
+                    const float distance = metric == Metric::kCosine ? 1.f - c.score : c.distance;
+                    const float similarity = similarity_from_distance(distance, model_threshold, metric);
+                    if (!calibrated && !(distance < model_threshold)) continue;
+                    cands.push_back({c.subject_id, similarity});
+                  }
+                  auto guarded = st.guard->apply(auth, cands, input);
+                  if (!guarded) return from_error(guarded.error());
+                  json fj = to_json(f.face);
+                  fj["known"] = !guarded->matches.empty();
+                  fj["threshold"] = id.threshold;
+                  fj["fmr"] = id.fmr;
+                  fj["calibrated"] = calibrated;
+                  fj["matches"] = json::array();
+                  for (const auto& m : guarded->matches) {
+                    json mj = {{"subject_id", m.subject_id}, {"similarity", m.similarity}, {"match_id", m.match_id},
+                               {"review", std::string(to_string(m.review))}};
+                    for (const auto& c : id.candidates)
+                      if (c.subject_id == m.subject_id) mj["score"] = c.score, mj["display_name"] = c.display_name;
+                    fj["matches"].push_back(mj);
+                  }
+                  fj["notices"] = guarded->notices;
+                  out["faces"].push_back(fj);
+                }
+                out["decision"] = json::parse(decision_to_json(auth.decision));
+                return json_response(200, out);
+              };
+              if (auto refused = compute_on_worker(
+                      st,
+                      [&](Pipeline& pipe) {
+                        auto img = decode_upload(st, *bytes);
+                        if (!img) return failed.emplace(img.error()), void();
+                        auto faces = pipe.analyze(*img);
+                        if (!faces) return failed.emplace(faces.error()), void();
+                        for (auto& f : *faces) {
+                          auto id = gal->identify(f.embedding, opt);
+                          if (!id) return failed.emplace(id.error()), void();
+                          found.emplace_back(std::move(f), std::move(*id));
+                        }
+                      },
+                      &timing, [&] { answer.emplace(respond()); }))
                 return *refused;
-              if (failed) return from_error(*failed);
-              const std::string input = sha256_hex(*bytes);
-              json out = {{"faces", json::array()}};
-              for (const auto& [f, id] : found) {
-                std::vector<MatchCandidate> cands;
-                // An uncalibrated gallery (no measured FMR table) has only a cosine threshold derived from the
-                // model's 1:1 threshold on the assumption of unit-length templates, which face-api's
-                // descriptors are not (impostors score 0.87-0.89 against its 0.82). Then the model's own
-                // documented 1:1 threshold, as compare() applies it, must also pass.
-                const bool calibrated = id.fmr > 0;
-                for (const auto& c : id.candidates) {
-                  if (c.score < id.threshold) continue;  // open set: below threshold is "unknown"
-                  // Gallery scores are cosine; policy minimums (min_similarity) are in compare() similarity,
-                  // so report each candidate on that scale: the distance compare() would have measured.
-                  const float distance = metric == Metric::kCosine ? 1.f - c.score : c.distance;
-                  const float similarity = similarity_from_distance(distance, model_threshold, metric);
-                  if (!calibrated && !(distance < model_threshold)) continue;
-                  cands.push_back({c.subject_id, similarity});
-                }
-                auto guarded = st.guard->apply(auth, cands, input);
-                if (!guarded) return from_error(guarded.error());
-                json fj = to_json(f.face);
-                fj["known"] = !guarded->matches.empty();
-                fj["threshold"] = id.threshold;
-                fj["fmr"] = id.fmr;
-                fj["calibrated"] = calibrated;
-                fj["matches"] = json::array();
-                for (const auto& m : guarded->matches) {
-                  json mj = {{"subject_id", m.subject_id}, {"similarity", m.similarity}, {"match_id", m.match_id},
-                             {"review", std::string(to_string(m.review))}};
-                  for (const auto& c : id.candidates)
-                    if (c.subject_id == m.subject_id) mj["score"] = c.score, mj["display_name"] = c.display_name;
-                  fj["matches"].push_back(mj);
-                }
-                fj["notices"] = guarded->notices;
-                out["faces"].push_back(fj);
-              }
-              out["decision"] = json::parse(decision_to_json(auth.decision));
-              auto res = json_response(200, out);
-              res.headers.emplace_back("Server-Timing", timing);
-              return res;
+              answer->headers.emplace_back("Server-Timing", timing);
+              return std::move(*answer);
             });
 }
 

@@ -140,7 +140,7 @@ Result<RequestContext> request_context(const Service::State& st, const ApiKeyInf
 }
 
 std::optional<HttpResponse> compute_on_worker(Service::State& st, std::function<void(Pipeline&)> compute,
-                                              std::string* server_timing) {
+                                              std::string* server_timing, std::function<void()> then) {
   if (!st.ready()) {
     auto r = error_response(503, "loading", st.load_failed ? "models failed to load: " + st.load_error()
                                                              : "models are still loading");
@@ -153,12 +153,12 @@ std::optional<HttpResponse> compute_on_worker(Service::State& st, std::function<
   enum : int { kQueued, kRunning, kCancelled };
   struct Ran {
     std::string error;  // an exception's message; empty when compute returned
-    double queue_ms = 0, compute_ms = 0;
+    double queue_ms = 0, compute_ms = 0, respond_ms = 0;
     std::chrono::steady_clock::time_point done;
   };
   auto phase = std::make_shared<std::atomic<int>>(kQueued);
   const auto submitted = std::chrono::steady_clock::now();
-  auto fut = st.pool->submit([&st, compute, phase, submitted](int worker) -> std::optional<Ran> {
+  auto fut = st.pool->submit([&st, compute, then, phase, submitted](int worker) -> std::optional<Ran> {
     int expected = kQueued;
     if (!phase->compare_exchange_strong(expected, kRunning)) return std::nullopt;
     Ran ran;
@@ -170,9 +170,20 @@ std::optional<HttpResponse> compute_on_worker(Service::State& st, std::function<
     } catch (...) {
       ran.error = "unknown exception";
     }
+    const auto computed = std::chrono::steady_clock::now();
+    if (then && ran.error.empty()) {
+      try {
+        then();
+      } catch (const std::exception& e) {
+        ran.error = e.what();
+      } catch (...) {
+        ran.error = "unknown exception";
+      }
+    }
     ran.done = std::chrono::steady_clock::now();
     ran.queue_ms = std::chrono::duration<double, std::milli>(started - submitted).count();
-    ran.compute_ms = std::chrono::duration<double, std::milli>(ran.done - started).count();
+    ran.compute_ms = std::chrono::duration<double, std::milli>(computed - started).count();
+    ran.respond_ms = std::chrono::duration<double, std::milli>(ran.done - computed).count();
     return ran;
   });
   if (!fut) {
@@ -197,9 +208,13 @@ std::optional<HttpResponse> compute_on_worker(Service::State& st, std::function<
   // Server-Timing (W3C): time waiting for a worker, time computing, and the hand-back (the worker's end to
   // this thread running again), so a client can tell the service's own cost from the models'.
   const double back_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - ran->done).count();
-  char timing[128];
-  std::snprintf(timing, sizeof timing, "queue;dur=%.2f, compute;dur=%.2f, handback;dur=%.2f", ran->queue_ms,
-                ran->compute_ms, back_ms);
+  char timing[160];
+  if (then)
+    std::snprintf(timing, sizeof timing, "queue;dur=%.2f, compute;dur=%.2f, respond;dur=%.2f, handback;dur=%.2f",
+                  ran->queue_ms, ran->compute_ms, ran->respond_ms, back_ms);
+  else
+    std::snprintf(timing, sizeof timing, "queue;dur=%.2f, compute;dur=%.2f, handback;dur=%.2f", ran->queue_ms,
+                  ran->compute_ms, back_ms);
   *server_timing = timing;
   return std::nullopt;
 }

@@ -124,9 +124,13 @@ void record_request(Service::State& st, const HttpRequest& req, const std::strin
 HttpResponse run_on_worker(Service::State& st, std::function<HttpResponse(Pipeline&)> fn);
 // The same for a computation that leaves its results in the caller's variables, so that building the answer
 // and auditing it happen outside the compute span (the library-call part is then exactly `compute`).
-// nullopt when it ran (*server_timing = "queue;dur=.., compute;dur=.."); else the response to send (503, 500).
+// nullopt when it ran (*server_timing = "queue;dur=.., compute;dur=.., respond;dur=.., handback;dur=.."); else
+// the response to send (503, 500). `then`, when given, runs on the same worker right after compute, outside
+// its span (Server-Timing "respond"): building the answer and its audit records there, on a thread that is
+// running, instead of on the request thread after it slept through the inference (a thread that has slept
+// ~100 ms runs its next 100 us of work several times slower on this VM).
 std::optional<HttpResponse> compute_on_worker(Service::State& st, std::function<void(Pipeline&)> compute,
-                                              std::string* server_timing);
+                                              std::string* server_timing, std::function<void()> then = {});
 
 // Open (or create) a gallery by name; names are [A-Za-z0-9_-]{1,64}.
 using GalleryRef = std::shared_ptr<Gallery>;
