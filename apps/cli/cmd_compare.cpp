@@ -25,8 +25,6 @@ struct CompareArgs {
   bool exit_status = false;
   bool single = false;
   ModelArgs model;
-  int jitters = PipelineOptions{}.jitters;
-  bool refine_landmarks = PipelineOptions{}.refine_landmarks;
 };
 
 // One side of the comparison: its image, faces, and the templates computed so far.
@@ -85,8 +83,6 @@ int run_compare(const CompareArgs& a) {
   if (!pack) return report(pack.error(), "compare");
   auto popt = pipeline_options(a.model);
   if (!popt) return report(popt.error(), "compare");
-  popt->jitters = a.jitters;
-  popt->refine_landmarks = a.refine_landmarks;
   auto pipe = Pipeline::create(*pack, *popt);
   if (!pipe) return report(pipe.error(), "compare");
 
@@ -196,12 +192,6 @@ void setup_compare(CLI::App& app) {
   sub->add_flag("--single", args->single, "require exactly one face in each image (exit 5 otherwise)")
       ->excludes(all);
   add_model_options(sub, args->model, /*with_embedder=*/true);
-  sub->add_option("--jitters", args->jitters, "also average the templates of N deterministic jitters of each chip (0-12; dlib's num_jitters)")
-      ->check(CLI::Range(0, 12))
-      ->capture_default_str();
-  sub->add_flag("--refine-landmarks,!--no-refine-landmarks", args->refine_landmarks,
-                "run the 68-point net again on the box its first landmarks imply (docs/eval.md)")
-      ->capture_default_str();
   sub->footer(
       "similarity = 1/(1+exp(k*(distance-threshold))): 0.5 at the threshold, 0.95 at 0.2 below it (dlib).\n"
       "Faces are numbered as `faceguard detect` numbers them. Exit codes: 0 compared (same or different),\n"

@@ -19,8 +19,6 @@ struct EmbedArgs {
   int face = -1;
   bool single = false;
   ModelArgs model;
-  int jitters = PipelineOptions{}.jitters;
-  bool refine_landmarks = PipelineOptions{}.refine_landmarks;
 };
 
 int run_embed(const EmbedArgs& a) {
@@ -31,8 +29,6 @@ int run_embed(const EmbedArgs& a) {
   if (!pack) return report(pack.error(), "embed");
   auto popt = pipeline_options(a.model);
   if (!popt) return report(popt.error(), "embed");
-  popt->jitters = a.jitters;
-  popt->refine_landmarks = a.refine_landmarks;
   auto pipe = Pipeline::create(*pack, *popt);
   if (!pipe) return report(pipe.error(), "embed");
 
@@ -84,12 +80,6 @@ void setup_embed(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   sub->add_flag("--single", args->single, "require exactly one face in the image (exit 5 otherwise)");
   add_model_options(sub, args->model, /*with_embedder=*/true);
-  sub->add_option("--jitters", args->jitters, "also average the templates of N deterministic jitters of each chip (0-12; dlib's num_jitters)")
-      ->check(CLI::Range(0, 12))
-      ->capture_default_str();
-  sub->add_flag("--refine-landmarks,!--no-refine-landmarks", args->refine_landmarks,
-                "run the 68-point net again on the box its first landmarks imply (docs/eval.md)")
-      ->capture_default_str();
   sub->footer(
       "Without --face or --single every face is embedded. Templates are only comparable with templates of the\n"
       "same model_id. Exit codes: 0 ok, 3 file missing, 4 not a usable image, 5 no face (or several with\n"

@@ -48,6 +48,13 @@ void add_model_options(CLI::App* sub, ModelArgs& args, bool with_embedder) {
         ->check(CLI::IsMember({"similarity", "mean-face", "crop"}));
     sub->add_flag("!--no-refine", args.landmarks68_on_blazeface,
                   "with --detector blazeface*: align on BlazeFace's own keypoints instead of 68-point landmarks");
+    sub->add_option("--jitters", args.jitters,
+                    "also average the templates of N deterministic jitters of each chip (0-12; dlib's num_jitters)")
+        ->check(CLI::Range(0, 12))
+        ->capture_default_str();
+    sub->add_flag("--refine-landmarks,!--no-refine-landmarks", args.refine_landmarks,
+                  "run the 68-point net again on the box its first landmarks imply (docs/eval.md)")
+        ->capture_default_str();
   }
 }
 
@@ -59,6 +66,8 @@ Result<PipelineOptions> pipeline_options(const ModelArgs& args) {
   o.landmarks68 = args.landmarks68_on_blazeface;
   FG_ASSIGN_OR_RETURN(o.align, parse_align_method(args.align));
   o.embedder.kind = args.model == "mobilefacenet" ? EmbedderKind::kMobileFaceNet : EmbedderKind::kDlibResNet;
+  o.jitters = args.jitters;
+  o.refine_landmarks = args.refine_landmarks;
   return o;
 }
 

@@ -37,8 +37,10 @@ struct ModelArgs {
   std::string align = "mean-face";
   bool tiny_landmarks = false;
   bool landmarks68_on_blazeface = true;
+  int jitters = PipelineOptions{}.jitters;
+  bool refine_landmarks = PipelineOptions{}.refine_landmarks;
 };
-// with_embedder: add --model/--align (detect has no embedder).
+// with_embedder: add --model/--align/--jitters/--refine-landmarks (detect has no embedder).
 void add_model_options(CLI::App* sub, ModelArgs& args, bool with_embedder);
 Result<PipelineOptions> pipeline_options(const ModelArgs& args);
 
