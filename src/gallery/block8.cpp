@@ -1,5 +1,7 @@
 #include "gallery/block8.hpp"
 
+#include "gallery/int8_kernel.hpp"
+
 #include <immintrin.h>
 
 #include <algorithm>
@@ -128,43 +130,22 @@ __attribute__((target("avx2"))) void dots_avx2(const std::int8_t* w, const std::
   }
 }
 
-enum class Kernel { kScalar, kAvx2, kVnni };
-
-Kernel pick_kernel() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni")) return Kernel::kVnni;
-  if (__builtin_cpu_supports("avx2")) return Kernel::kAvx2;
-  return Kernel::kScalar;
-}
-
-Kernel kernel() {
-  static const Kernel k = pick_kernel();
-  return k;
-}
-
 }  // namespace
 
 void block8_dots(const std::int8_t* w, const std::uint8_t* blocks, std::size_t nblocks, int dims, std::int32_t* out) {
-  switch (kernel()) {
-    case Kernel::kVnni: dots_vnni(w, blocks, nblocks, dims, out); return;
-    case Kernel::kAvx2: dots_avx2(w, blocks, nblocks, dims, out); return;
-    case Kernel::kScalar: block8_dots_reference(w, blocks, nblocks, dims, out); return;
+  switch (int8_kernel()) {
+    case Int8Kernel::kVnni: dots_vnni(w, blocks, nblocks, dims, out); return;
+    case Int8Kernel::kAvx2: dots_avx2(w, blocks, nblocks, dims, out); return;
+    case Int8Kernel::kScalar: block8_dots_reference(w, blocks, nblocks, dims, out); return;
   }
 }
 
 bool block8_dots_avx2(const std::int8_t* w, const std::uint8_t* blocks, std::size_t nblocks, int dims, std::int32_t* out) {
-  if (kernel() == Kernel::kScalar) return false;
+  if (int8_kernel() == Int8Kernel::kScalar) return false;
   dots_avx2(w, blocks, nblocks, dims, out);
   return true;
 }
 
-std::string_view block8_kernel() {
-  switch (kernel()) {
-    case Kernel::kVnni: return "avx512vnni";
-    case Kernel::kAvx2: return "avx2";
-    case Kernel::kScalar: return "scalar";
-  }
-  return "scalar";
-}
+std::string_view block8_kernel() { return int8_kernel_name(int8_kernel()); }
 
 }  // namespace faceguard::gallery

@@ -1,5 +1,7 @@
 #include "gallery/scan8.hpp"
 
+#include "gallery/int8_kernel.hpp"
+
 // GCC 12 reports a false -Wmaybe-uninitialized inside its own _mm512_reduce_add_epi32 (avx512fintrin.h).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
@@ -106,40 +108,17 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void dots_vnni(const Scan
   }
 }
 
-enum class Kernel { kScalar, kAvx2, kVnni };
-
-Kernel pick_kernel() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vnni"))
-    return Kernel::kVnni;
-  if (__builtin_cpu_supports("avx2")) return Kernel::kAvx2;
-  return Kernel::kScalar;
-}
-
-Kernel kernel() {
-  static const Kernel k = pick_kernel();
-  return k;
-}
-
 }  // namespace
 
 void scan8_dots(const Scan8Query& q, const std::int8_t* codes, const std::int32_t* code_sums, std::size_t n,
                 int stride, std::int32_t* out) {
-  switch (kernel()) {
-    case Kernel::kVnni: dots_vnni(q, codes, code_sums, n, stride, out); return;
-    case Kernel::kAvx2: dots_avx2(q, codes, n, stride, out); return;
-    case Kernel::kScalar: scan8_dots_reference(q, codes, n, stride, out); return;
+  switch (int8_kernel()) {
+    case Int8Kernel::kVnni: dots_vnni(q, codes, code_sums, n, stride, out); return;
+    case Int8Kernel::kAvx2: dots_avx2(q, codes, n, stride, out); return;
+    case Int8Kernel::kScalar: scan8_dots_reference(q, codes, n, stride, out); return;
   }
 }
 
-std::string_view scan8_kernel() {
-  switch (kernel()) {
-    case Kernel::kVnni: return "avx512vnni";
-    case Kernel::kAvx2: return "avx2";
-    case Kernel::kScalar: return "scalar";
-  }
-  return "scalar";
-}
+std::string_view scan8_kernel() { return int8_kernel_name(int8_kernel()); }
 
 }  // namespace faceguard::gallery
