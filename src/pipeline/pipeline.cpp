@@ -37,8 +37,6 @@ constexpr float kLandmarkToSsdDy = -0.135f;
 constexpr float kLandmarkToSsdWidth = 1.024f;
 constexpr float kLandmarkToSsdHeight = 1.302f;
 
-constexpr int kMaxJitters = 12;
-
 }  // namespace
 
 Result<Box> refined_landmark_box(std::span<const Point2f> p) {
@@ -130,8 +128,10 @@ Pipeline::~Pipeline() = default;
 
 Result<std::unique_ptr<Pipeline>> Pipeline::create(const ModelPack& pack, const PipelineOptions& options) {
   if (options.max_faces < 0) return make_error(ErrorCode::kInvalidArgument, "max_faces must be >= 0");
-  if (options.jitters < 0 || options.jitters > kMaxJitters)
-    return make_error(ErrorCode::kInvalidArgument, "jitters must be in [0, " + std::to_string(kMaxJitters) + "]");
+  // As many as the fixed set holds (chips_for indexes it).
+  const int max_jitters = static_cast<int>(standard_jitters().size());
+  if (options.jitters < 0 || options.jitters > max_jitters)
+    return make_error(ErrorCode::kInvalidArgument, "jitters must be in [0, " + std::to_string(max_jitters) + "]");
   try {
     auto impl = std::make_unique<Impl>();
     impl->options = options;
