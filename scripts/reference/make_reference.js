@@ -18,7 +18,8 @@
 //   raw.json + raw_*.png     network-level vectors on fixed inputs (no resize, no padding on either side):
 //                            descriptor of a 150x150 chip, landmarks of a 112x112 chip, SSD on 512x512,
 //                            Tiny on 416x416 (detections at a low threshold plus the raw output tensors)
-//   timings.json             face-api.js stage timings on this machine (warm-up + median of N runs)
+//   timings.json             face-api.js stage timings on this machine (warm-up + median of N runs): on TF.js's
+//                            CPU backend (`stages`), then on its wasm backend (`wasm`, see lib/wasm.js)
 'use strict';
 
 const fs = require('fs');
@@ -28,6 +29,7 @@ const { performance } = require('perf_hooks');
 
 const { load_faceapi, load_all_nets, default_model_dir, sha256_file } = require('./lib/faceapi');
 const img = require('./lib/image');
+const { use_wasm_backend } = require('./lib/wasm');
 
 const kRepo = path.resolve(__dirname, '..', '..');
 const kSamples = [1, 2, 3, 4, 5, 6];
@@ -241,9 +243,10 @@ async function time_ms(fn, runs) {
   };
 }
 
-async function timings(faceapi, sample, runs, provenance) {
-  const { tf } = faceapi;
-  const input = img.to_tensor(tf, sample.image);
+// The stages on TF.js's current backend; the inputs are built on it too. Also hands back the recognition
+// chip's pixels so another backend's descriptor can be checked on exactly this chip.
+async function time_stages(faceapi, sample, runs) {
+  const input = img.to_tensor(faceapi.tf, sample.image);
   const face = sample.ref.faces[0];
   const crop = (await faceapi.extractFaceTensors(input, [new faceapi.Rect(face.landmark_crop.x, face.landmark_crop.y,
     face.landmark_crop.width, face.landmark_crop.height)]))[0];
@@ -253,7 +256,7 @@ async function timings(faceapi, sample, runs, provenance) {
   const ssd_opts = new faceapi.SsdMobilenetv1Options();
   const tiny_opts = new faceapi.TinyFaceDetectorOptions({ inputSize: kTinyInputSize });
   const stages = {};
-  log(`timing (${runs} runs per stage)`);
+  log(`timing on ${faceapi.tf.getBackend()} (${runs} runs per stage)`);
   stages.ssd_detect = await time_ms(() => faceapi.detectAllFaces(input, ssd_opts), runs);
   stages.tiny_detect_416 = await time_ms(() => faceapi.detectAllFaces(input, tiny_opts), runs);
   stages.landmarks68_per_face = await time_ms(() => faceapi.nets.faceLandmark68Net.detectLandmarks(crop), runs);
@@ -262,19 +265,82 @@ async function timings(faceapi, sample, runs, provenance) {
   stages.pipeline_ssd_landmarks_descriptors = await time_ms(
     () => faceapi.detectAllFaces(input, ssd_opts).withFaceLandmarks().withFaceDescriptors(), runs);
   stages.pipeline_ssd_landmarks_descriptors.faces = sample.ref.faces.length;
+  const chip_data = { shape: chip3.shape, data: chip3.dataSync().slice() };
   [input, crop, chip, chip3].forEach((t) => t.dispose());
+  return { stages, chip_data };
+}
+
+const max_abs_diff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+
+// face-api.js on @tensorflow/tfjs-backend-wasm (lib/wasm.js), then back on the CPU backend. How far its
+// numbers are from the CPU reference goes beside the timings: the descriptor of the CPU backend's chip
+// (the network alone) and of face-api's whole SSD pipeline run on wasm, against the reference descriptors.
+async function wasm_timings(faceapi, sample, runs, cpu_chip) {
+  const { tf } = faceapi;
+  try {
+    const backend = await use_wasm_backend(faceapi, 1, log);
+    const loadavg = os.loadavg()[0];
+    const { stages } = await time_stages(faceapi, sample, runs);
+    const chip = tf.tensor(cpu_chip.data, cpu_chip.shape, 'float32');
+    const desc = Array.from(await faceapi.nets.faceRecognitionNet.computeFaceDescriptor(chip));
+    chip.dispose();
+    const input = img.to_tensor(tf, sample.image);
+    const full = await faceapi.detectAllFaces(input, new faceapi.SsdMobilenetv1Options()).withFaceLandmarks()
+      .withFaceDescriptors();
+    input.dispose();
+    const ref = sample.ref.faces;
+    const pipeline_diff = full.length === ref.length
+      ? Math.max(...full.map((r, k) => max_abs_diff(Array.from(r.descriptor), ref[k].descriptor))) : null;
+    return {
+      what: `face-api.js 1.7.15 in Node, TF.js ${backend.version} WebAssembly backend `
+        + `(${backend.binary}, ${backend.threads} thread); wall and process CPU time per call`,
+      tfjs: tf.version['tfjs-core'],
+      ...backend,
+      loadavg_1m_at_start: loadavg,
+      stages,
+      check_vs_cpu: {
+        descriptor_max_abs_diff: max_abs_diff(desc, ref[0].descriptor),
+        descriptor_l2: l2(desc, ref[0].descriptor),
+        pipeline_faces: full.length,
+        reference_faces: ref.length,
+        pipeline_descriptor_max_abs_diff: pipeline_diff,
+      },
+    };
+  } catch (e) {
+    log(`wasm backend failed: ${e && e.stack ? e.stack : e}`);
+    return { error: String(e && e.message ? e.message : e) };
+  } finally {
+    await tf.setBackend('cpu');
+  }
+}
+
+async function timings(faceapi, sample, runs, provenance) {
+  const loadavg = os.loadavg()[0];
+  const cpu = await time_stages(faceapi, sample, runs);
   return {
     what: 'face-api.js 1.7.15 in Node, TF.js pure-JS CPU backend (single thread); wall and process CPU time per call',
     image: { png: sample.ref.image.png, width: sample.image.width, height: sample.image.height },
     // Load average when timing started: the build machine is shared, so read the figures with it.
     machine: {
       cpu: os.cpus()[0] ? os.cpus()[0].model : 'unknown', cores: os.cpus().length, node: process.version,
-      loadavg_1m_at_start: os.loadavg()[0],
+      loadavg_1m_at_start: loadavg,
     },
     tfjs: provenance.tfjs.tfjs,
     backend: provenance.backend,
-    stages,
+    stages: cpu.stages,
+    // The same stages on the wasm backend (its own object, so readers of `stages` see the CPU figures).
+    wasm: await wasm_timings(faceapi, sample, runs, cpu.chip_data),
   };
+}
+
+function log_timings(t) {
+  const both = [['cpu', t.stages], ['wasm', t.wasm && t.wasm.stages]];
+  for (const [backend, stages] of both) {
+    for (const [k, v] of Object.entries(stages || {})) {
+      log(`  ${backend} ${k}: median ${v.median_ms.toFixed(1)} ms wall, ${v.cpu_median_ms.toFixed(1)} ms cpu`);
+    }
+  }
+  if (t.wasm && t.wasm.check_vs_cpu) log(`  wasm vs cpu: ${JSON.stringify(t.wasm.check_vs_cpu)}`);
 }
 
 async function main() {
@@ -292,9 +358,7 @@ async function main() {
     const image = img.read_png(path.join(args.out, ref.image.png));
     const t = await timings(faceapi, { name: 'sample1', image, ref }, args.runs, provenance);
     fs.writeFileSync(path.join(args.out, 'timings.json'), JSON.stringify(t, null, 1));
-    for (const [k, v] of Object.entries(t.stages)) {
-      log(`  ${k}: median ${v.median_ms.toFixed(1)} ms wall, ${v.cpu_median_ms.toFixed(1)} ms cpu`);
-    }
+    log_timings(t);
     return;
   }
 
@@ -321,9 +385,7 @@ async function main() {
   if (args.timing) {
     const t = await timings(faceapi, samples[0], args.runs, provenance);
     fs.writeFileSync(path.join(args.out, 'timings.json'), JSON.stringify(t, null, 1));
-    for (const [k, v] of Object.entries(t.stages)) {
-      log(`  ${k}: median ${v.median_ms.toFixed(1)} ms wall, ${v.cpu_median_ms.toFixed(1)} ms cpu`);
-    }
+    log_timings(t);
   }
 
   const index = {

@@ -2,7 +2,7 @@
 # Builds the face-api.js numerical reference for tests/model/parity_test.cpp.
 #
 #   scripts/reference/run.sh [--out DIR | DIR] [--models DIR] [--runs N] [--no-timing] [--force]
-#   scripts/reference/run.sh --timing-only [--runs N] [DIR]   # re-time face-api.js only (timings.json)
+#   scripts/reference/run.sh --timing-only [--runs N] [DIR]   # re-time face-api.js only (timings.json: TF.js cpu + wasm)
 #
 # DIR defaults to <repo>/build/reference (where the parity test looks unless FACEGUARD_REFERENCE_DIR is set).
 # Idempotent: `npm ci` runs only when node_modules does not match package-lock.json, and the reference is
