@@ -1,6 +1,7 @@
 // `faceguard bench`: per-stage timings (median/min/max after warm-up) as a table or JSON, with face-api.js's
-// timings side by side: timed in the same run (--peers: scripts/reference/run.sh --timing-only in Node) or
-// read from an earlier timings.json (--faceapi-timings).
+// timings side by side, on TF.js's pure-JS CPU backend and on its wasm backend: timed in the same run
+// (--peers: scripts/reference/run.sh --timing-only in Node) or read from an earlier timings.json
+// (--faceapi-timings).
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -176,9 +177,10 @@ Status peers_ready(const BenchArgs& a) {
   return ok_status();
 }
 
-// --peers: face-api.js 1.7.15 in Node (its bundled TF.js CPU backend, one thread) times the same stages on
-// sample1 now, in this run, through scripts/reference/run.sh --timing-only (it rewrites timings.json in the
-// reference folder). Its log goes to stderr. Returns the path of the timings written.
+// --peers: face-api.js 1.7.15 in Node (its bundled TF.js CPU backend, then TF.js's wasm backend, one thread
+// each: scripts/reference/lib/wasm.js) times the same stages on sample1 now, in this run, through
+// scripts/reference/run.sh --timing-only (it rewrites timings.json in the reference folder). Its log goes to
+// stderr. Returns the path of the timings written.
 Result<std::filesystem::path> time_faceapi_now(const BenchArgs& a) {
   FG_TRY_STATUS(peers_ready(a));
   const std::filesystem::path dir = reference_dir(a);
@@ -266,11 +268,20 @@ int run_bench_cmd(const BenchArgs& a) {
     }
   }
 
-  auto faceapi_ms = [&](const std::string& stage) -> double {
+  // face-api.js's stages on TF.js's CPU backend ("stages") and, from files written since the wasm backend
+  // was added, on its wasm backend ("wasm": {"stages": ...}, or {"error": ...} when it could not run).
+  const nlohmann::json no_stages = nlohmann::json::object();
+  const nlohmann::json& cpu_stages = faceapi.is_null() ? no_stages : faceapi["stages"];
+  const nlohmann::json wasm = faceapi.is_object() ? faceapi.value("wasm", nlohmann::json{}) : nlohmann::json{};
+  const nlohmann::json wasm_stages = wasm.is_object() ? wasm.value("stages", nlohmann::json::object()) : no_stages;
+  const bool has_wasm = !wasm_stages.empty();
+  auto stage_ms = [&](const nlohmann::json& stages, const std::string& stage) -> double {
     auto it = faceapi_names().find(stage);
-    if (faceapi.is_null() || it == faceapi_names().end() || !faceapi["stages"].contains(it->second)) return -1.0;
-    return faceapi["stages"][it->second].value("median_ms", -1.0);
+    if (it == faceapi_names().end() || !stages.contains(it->second)) return -1.0;
+    return stages[it->second].value("median_ms", -1.0);
   };
+  auto faceapi_ms = [&](const std::string& stage) { return stage_ms(cpu_stages, stage); };
+  auto faceapi_wasm_ms = [&](const std::string& stage) { return stage_ms(wasm_stages, stage); };
 
   nlohmann::json doc;
   doc["images"] = r->images;
@@ -288,6 +299,10 @@ int run_bench_cmd(const BenchArgs& a) {
     if (double f = faceapi_ms(s.stage); f > 0) {
       j["faceapi_median_ms"] = f;
       j["speedup_vs_faceapi"] = f / s.median_ms;
+    }
+    if (double f = faceapi_wasm_ms(s.stage); f > 0) {
+      j["faceapi_wasm_median_ms"] = f;
+      j["speedup_vs_faceapi_wasm"] = f / s.median_ms;
     }
     doc["stages"].push_back(j);
   }
@@ -307,6 +322,11 @@ int run_bench_cmd(const BenchArgs& a) {
   if (!faceapi.is_null())
     doc["faceapi"] = {{"what", faceapi.value("what", "")}, {"image", faceapi.value("image", nlohmann::json{})},
                       {"same_run", a.peers}, {"file", faceapi_file}, {"loadavg_1m_after", load_after_peers}};
+  if (wasm.is_object()) {
+    nlohmann::json w = wasm;
+    w.erase("stages");  // per stage above, as faceapi_wasm_median_ms
+    doc["faceapi"]["wasm"] = w;
+  }
 
   if (a.json) {
     std::cout << doc.dump(2) << "\n";
@@ -316,24 +336,35 @@ int run_bench_cmd(const BenchArgs& a) {
               << f1(load_before) << " before, " << f1(load_after) << " after; detect/blazeface on "
               << blazeface_engine << "\n\n";
     std::printf("%-36s %-9s %9s %9s %9s %9s %7s", "stage", "unit", "median", "min", "max", "cpu-med", "n");
-    if (!faceapi.is_null()) std::printf(" %11s %8s", "face-api.js", "speedup");
+    if (!faceapi.is_null()) std::printf(" %13s %8s", "face-api/cpu", "speedup");
+    if (has_wasm) std::printf(" %13s %8s", "face-api/wasm", "speedup");
     std::printf("\n");
     for (const auto& s : r->stages) {
       std::printf("%-36s %-9s %9s %9s %9s %9s %7d", s.stage.c_str(), s.unit.c_str(), f1(s.median_ms).c_str(),
                   f1(s.min_ms).c_str(), f1(s.max_ms).c_str(), f1(s.cpu_median_ms).c_str(), s.samples);
-      if (!faceapi.is_null()) {
-        const double f = faceapi_ms(s.stage);
-        if (f > 0) std::printf(" %11s %7sx", f1(f).c_str(), f1(f / s.median_ms).c_str());
-      }
+      const double f = faceapi_ms(s.stage);
+      const double w = faceapi_wasm_ms(s.stage);
+      if (f > 0) std::printf(" %13s %7sx", f1(f).c_str(), f1(f / s.median_ms).c_str());
+      else if (w > 0) std::printf(" %13s %8s", "", "");
+      if (w > 0) std::printf(" %13s %7sx", f1(w).c_str(), f1(w / s.median_ms).c_str());
       std::printf("\n");
     }
     std::fflush(stdout);
     if (!faceapi.is_null()) {
-      std::cout << "\nface-api.js: " << faceapi.value("what", "") << " on "
+      std::cout << "\nface-api/cpu: " << faceapi.value("what", "") << " on "
                 << faceapi["image"].value("width", 0) << "x" << faceapi["image"].value("height", 0)
                 << (a.peers ? ", timed in this run after the stages above (load average " + f1(load_after_peers) + " after)"
                             : ", from " + faceapi_file)
                 << "; it runs one thread: compare it with --threads 1\n";
+      if (has_wasm) {
+        const nlohmann::json check = wasm.value("check_vs_cpu", nlohmann::json::object());
+        std::cout << "face-api/wasm: " << wasm.value("what", "") << ", SIMD "
+                  << (wasm.value("simd", false) ? "on" : "off") << "; descriptor max |wasm - cpu| "
+                  << check.value("descriptor_max_abs_diff", -1.0) << " on the same chip, "
+                  << check.value("pipeline_descriptor_max_abs_diff", -1.0) << " through its whole pipeline\n";
+      } else if (wasm.is_object() && wasm.contains("error")) {
+        std::cout << "face-api.js on the wasm backend failed: " << wasm.value("error", "") << "\n";
+      }
     }
     std::cout << "\ncpu-med: median process CPU ms per call; with 1 thread it approximates the wall time on an idle machine\n";
     std::cout << "\ntargets:\n";
@@ -363,7 +394,8 @@ void setup_bench(CLI::App& app) {
   b->add_flag("--no-end-to-end", args->no_end_to_end, "skip the whole-pipeline timing");
   b->add_option("--faceapi-timings", args->faceapi, "timings.json from scripts/reference/make_reference.js");
   b->add_flag("--peers", args->peers,
-              "also time face-api.js 1.7.15 in Node in this run (scripts/reference/run.sh --timing-only) and print ratios");
+              "also time face-api.js 1.7.15 in Node (TF.js cpu and wasm backends) in this run "
+              "(scripts/reference/run.sh --timing-only) and print ratios");
   b->add_option("--peer-runs", args->peer_runs, "timed runs per face-api.js stage with --peers")->capture_default_str();
   b->add_option("--reference-dir", args->reference_dir,
                 "the face-api.js reference for --peers (default $FACEGUARD_REFERENCE_DIR, else <source>/build/reference)");

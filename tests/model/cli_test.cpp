@@ -396,9 +396,29 @@ TEST_F(CliTest, DemoOnChosenImagesReportsFailuresAndKeepsGoing) {
 TEST_F(CliTest, BenchTimesTheStagesAndTheOpenCvDetectorsInOneRun) {
   FG_SAMPLES_OR_SKIP(pack);
   const std::string s1 = sample(pack, "sample1.jpg").string();
-  CliRun r = run({"bench", "--images", s1, "--repeats", "1", "--warmup", "0", "--batch", "1", "--no-end-to-end", "--json"});
+  // face-api.js figures as scripts/reference/make_reference.js writes them: the CPU backend's under "stages",
+  // the wasm backend's under "wasm" (made-up times: this checks that bench reads both and takes the ratios).
+  const fs::path faceapi = write("timings.json", R"({"what": "cpu", "image": {"width": 1920, "height": 1280},
+    "stages": {"descriptor_per_face": {"median_ms": 1000.0}, "ssd_detect": {"median_ms": 18000.0}},
+    "wasm": {"what": "wasm", "backend": "wasm", "threads": 1, "stages": {"descriptor_per_face": {"median_ms": 80.0}},
+             "check_vs_cpu": {"descriptor_max_abs_diff": 2.4e-7}}})");
+  CliRun r = run({"bench", "--images", s1, "--repeats", "1", "--warmup", "0", "--batch", "1", "--no-end-to-end", "--json",
+                  "--faceapi-timings", faceapi.string()});
   ASSERT_EQ(r.rc, 0) << r.err << r.out;
   const json j = parse(r);
+  EXPECT_EQ(j.at("faceapi").at("wasm").value("backend", ""), "wasm") << j.at("faceapi");
+  EXPECT_FALSE(j.at("faceapi").at("wasm").contains("stages"));
+  for (const auto& st : j.at("stages")) {
+    const std::string name = st.at("stage").get<std::string>();
+    if (name == "embed/b1") {
+      EXPECT_DOUBLE_EQ(st.at("faceapi_median_ms").get<double>(), 1000.0);
+      EXPECT_DOUBLE_EQ(st.at("faceapi_wasm_median_ms").get<double>(), 80.0);
+      EXPECT_NEAR(st.at("speedup_vs_faceapi_wasm").get<double>() * st.at("median_ms").get<double>(), 80.0, 1e-6);
+    } else if (name == "detect/ssd") {
+      EXPECT_DOUBLE_EQ(st.at("faceapi_median_ms").get<double>(), 18000.0);
+      EXPECT_FALSE(st.contains("faceapi_wasm_median_ms")) << "no wasm SSD figure in the file";
+    }
+  }
   std::set<std::string> stages;
   for (const auto& st : j.at("stages")) {
     stages.insert(st.at("stage").get<std::string>());
