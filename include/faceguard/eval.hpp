@@ -142,6 +142,36 @@ struct TarAtFar {
 };
 TarAtFar tar_at_far(const Roc& roc, double far_target);
 
+// Mean, sample standard deviation and standard error of the folds' test accuracies (as k_fold reports).
+KFoldResult fold_statistics(std::vector<FoldResult> folds);
+
+// ---------------------------------------------------------------------------------------------------
+// Score fusion of several models (e.g. dlib ResNet + MobileFaceNet)
+// ---------------------------------------------------------------------------------------------------
+// Logistic fusion: log-odds(same) = bias + sum_m weights[m] * distance_m, fitted by Newton's method (IRLS)
+// on standardised distances with a small ridge (1e-3) on the weights, so that separable training data still
+// gives finite weights. The fused distance is the negated log-odds (smaller = more alike, as every other
+// distance here), so a fused distance of 0 is p(same) = 0.5 at the training set's class balance.
+struct Fusion {
+  std::vector<double> weights;  // one per model, on the raw distances
+  double bias = 0.0;
+};
+// per_model[m][i]: model m's score of pair i. All lists must have the same size and the same `same` flags
+// (kInvalidArgument otherwise, or with fewer than 2 models, or when a class is missing). Pairs with a
+// non-finite distance in any model are left out of the fit.
+Result<Fusion> fit_fusion(std::span<const std::vector<ScoredPair>> per_model);
+// -(bias + sum w_m d_m); +infinity when any distance is not finite (a failed image: predicted different).
+double fused_distance(const Fusion& fusion, std::span<const double> distances);
+// The fused score of every pair (labels from per_model[0]); per_model.size() must equal the weights'.
+std::vector<ScoredPair> fuse(const Fusion& fusion, std::span<const std::vector<ScoredPair>> per_model);
+struct FusedKFold {
+  KFoldResult kfold;
+  std::vector<Fusion> fusions;            // fitted on each fold's complement
+  std::vector<ScoredPair> out_of_fold;    // each pair scored by the fusion fitted without its fold (for ROC)
+};
+// k-fold protocol for a fusion: for each fold, the fusion AND the threshold are fitted on the other folds.
+Result<FusedKFold> k_fold_fused(std::span<const std::vector<ScoredPair>> per_model, std::span<const int> fold_of, int k);
+
 // `a,b,same,distance` with a header line; distances with 6 decimals.
 std::string scores_csv(const PairList& pairs, std::span<const ScoredPair> scored);
 // A self-contained SVG of the ROC curve (FAR on a log axis from 1e-4, TAR linear), with AUC and EER printed.

@@ -40,6 +40,15 @@ struct PipelineOptions {
   // landmarks, and keep the second landmarks (the net is sensitive to the box it is given; the second box has
   // the proportions of the SSD boxes it was trained on, whichever detector or fallback found the face).
   bool refine_landmarks = false;
+  // Flip averaging: each chip's descriptor is averaged with the descriptor of its mirror image (the chip
+  // flipped left to right), which cancels part of the descriptor's left/right bias. One more descriptor pass
+  // per face (and per jitter).
+  bool flip = false;
+  // Score fusion: with the dlib embedder, every face also gets a MobileFaceNet template (its own ArcFace
+  // chip from the same landmarks), and the template returned is fused_template() of the two; compare()
+  // scores such templates with the logistic fusion calibrated on LFW View 1 (compare.hpp). MobileFaceNet's
+  // training data is research-only: so is a fused template. Needs embedder.kind == kDlibResNet.
+  bool fuse = false;
 };
 
 // The box, in SSD proportions, that a face with these 68 landmarks would get from SSD: the landmarks'

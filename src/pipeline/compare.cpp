@@ -6,6 +6,9 @@
 #include <cmath>
 #include <string_view>
 
+#include "embed/dlib_resnet.hpp"
+#include "embed/mobilefacenet.hpp"
+
 namespace faceguard {
 namespace {
 
@@ -30,19 +33,99 @@ constexpr double kLn19 = 2.9444389791664403;
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
+// dlib ResNet + MobileFaceNet, both with flip averaging (PipelineOptions::flip), fitted by
+// `faceguard eval verify --fuse mobilefacenet --flip-chip --train pairsDevTrain.txt` on LFW View 1 (SSD + 68
+// landmarks, mean-face chip for dlib, ArcFace chip for MobileFaceNet; docs/eval.md): logistic regression of
+// "same" on the two distances over pairsDevTrain's 2,200 pairs, and the accuracy-maximising threshold on the
+// fused distance over the same pairs.
+const FusionCalibration& dlib_mobilefacenet() {
+  static const FusionCalibration c{embed::kDlibResNetModelId, 128, embed::kMobileFaceNetModelId, 192,
+                                   15.1661, -15.3132, -9.6813, -0.4154};
+  return c;
+}
+
+double model_distance(const float* a, const float* b, std::size_t n, Metric metric) {
+  double dot = 0, na = 0, nb = 0, sq = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double x = a[i], y = b[i];
+    dot += x * y;
+    na += x * x;
+    nb += y * y;
+    sq += (x - y) * (x - y);
+  }
+  if (metric == Metric::kEuclidean) return std::sqrt(sq);
+  if (na == 0 || nb == 0) return -1.0;
+  return std::clamp(1.0 - dot / (std::sqrt(na) * std::sqrt(nb)), 0.0, 2.0);
+}
+
+Result<Comparison> compare_fused(const Embedding& a, const Embedding& b, const FusionCalibration& cal,
+                                 const CompareOptions& options) {
+  const std::size_t n = cal.first_dim + cal.second_dim;
+  if (a.values.size() != n || b.values.size() != n)
+    return make_error(ErrorCode::kInvalidArgument, "a fused template of " + a.model_id + " must hold " + std::to_string(n) + " values");
+  for (std::size_t i = 0; i < n; ++i)
+    if (!std::isfinite(a.values[i]) || !std::isfinite(b.values[i]))
+      return make_error(ErrorCode::kInvalidArgument, "template value " + std::to_string(i) + " is not finite");
+  const double d1 = model_distance(a.values.data(), b.values.data(), cal.first_dim, metric_for(cal.first));
+  const double d2 = model_distance(a.values.data() + cal.first_dim, b.values.data() + cal.first_dim, cal.second_dim,
+                                   metric_for(cal.second));
+  if (d1 < 0 || d2 < 0) return make_error(ErrorCode::kInvalidArgument, "zero-norm template under cosine distance");
+  // p(same) at the calibration's 50/50 prior; the distance is 1 - p, so that it lies in [0, 1] and any
+  // threshold a caller passes is positive.
+  const double log_odds = cal.bias + cal.first_weight * d1 + cal.second_weight * d2;
+  const double p = 1.0 / (1.0 + std::exp(-log_odds));
+  const double threshold = options.threshold >= 0.f ? options.threshold : 1.0 / (1.0 + std::exp(-cal.threshold));
+  Comparison c;
+  c.distance = static_cast<float>(1.0 - p);
+  c.threshold = static_cast<float>(threshold);
+  c.similarity = static_cast<float>(p);
+  c.same = c.distance < c.threshold;
+  return c;
+}
+
 float spread_for(Metric metric) { return metric == Metric::kCosine ? kCosineSpread : kDlibSpread; }
 
 }  // namespace
 
+std::string fused_model_id(const std::string& first, const std::string& second) {
+  return std::string(kFusionPrefix) + first + "+" + second;
+}
+
+const FusionCalibration* fusion_calibration(const std::string& model_id) {
+  const auto& c = dlib_mobilefacenet();
+  return model_id == fused_model_id(c.first, c.second) ? &c : nullptr;
+}
+
+Result<Embedding> fused_template(const Embedding& first, const Embedding& second) {
+  const std::string id = fused_model_id(first.model_id, second.model_id);
+  const FusionCalibration* cal = fusion_calibration(id);
+  if (cal == nullptr) return make_error(ErrorCode::kInvalidArgument, "no fusion calibration for " + id);
+  if (first.values.size() != cal->first_dim || second.values.size() != cal->second_dim)
+    return make_error(ErrorCode::kInvalidArgument, "template sizes do not fit the fusion " + id);
+  Embedding e;
+  e.model_id = id;
+  e.values = first.values;
+  e.values.insert(e.values.end(), second.values.begin(), second.values.end());
+  return e;
+}
+
 Metric metric_for(const std::string& model_id) {
+  if (starts_with(model_id, kFusionPrefix)) return Metric::kFusion;
   return starts_with(model_id, "mobilefacenet") ? Metric::kCosine : Metric::kEuclidean;
 }
 
 std::string_view to_string(Metric metric) {
-  return metric == Metric::kCosine ? "cosine" : "euclidean";
+  switch (metric) {
+    case Metric::kCosine: return "cosine";
+    case Metric::kFusion: return "fusion";
+    case Metric::kEuclidean: break;
+  }
+  return "euclidean";
 }
 
 float default_threshold(const std::string& model_id) {
+  if (const FusionCalibration* cal = fusion_calibration(model_id))
+    return static_cast<float>(1.0 / (1.0 + std::exp(-cal->threshold)));
   if (starts_with(model_id, "mobilefacenet")) return kMobileFaceNetThreshold;
   if (starts_with(model_id, "dlib")) return kDlibThreshold;
   return -1.f;
@@ -69,6 +152,8 @@ Result<Comparison> compare(const Embedding& a, const Embedding& b, const Compare
     return make_error(ErrorCode::kInvalidArgument, "template sizes differ: " + std::to_string(a.values.size()) +
                                                        " vs " + std::to_string(b.values.size()));
   }
+  if (std::isnan(options.threshold)) return make_error(ErrorCode::kInvalidArgument, "threshold is NaN");
+  if (const FusionCalibration* cal = fusion_calibration(a.model_id)) return compare_fused(a, b, *cal, options);
   float threshold = options.threshold;
   if (std::isnan(threshold)) return make_error(ErrorCode::kInvalidArgument, "threshold is NaN");
   if (threshold < 0.f) {

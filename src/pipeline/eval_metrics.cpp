@@ -115,12 +115,20 @@ Result<KFoldResult> k_fold(std::span<const ScoredPair> pairs, std::span<const in
     r.test_pairs = static_cast<int>(test.size());
     out.folds.push_back(r);
   }
+  return fold_statistics(std::move(out.folds));
+}
+
+KFoldResult fold_statistics(std::vector<FoldResult> folds) {
+  KFoldResult out;
+  out.folds = std::move(folds);
+  const int k = static_cast<int>(out.folds.size());
+  if (k == 0) return out;
   double sum = 0.0;
   for (const auto& r : out.folds) sum += r.test_accuracy;
   out.mean_accuracy = sum / k;
   double ss = 0.0;
   for (const auto& r : out.folds) ss += (r.test_accuracy - out.mean_accuracy) * (r.test_accuracy - out.mean_accuracy);
-  out.std_accuracy = std::sqrt(ss / (k - 1));
+  out.std_accuracy = k > 1 ? std::sqrt(ss / (k - 1)) : 0.0;
   out.standard_error = out.std_accuracy / std::sqrt(static_cast<double>(k));
   return out;
 }

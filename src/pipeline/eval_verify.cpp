@@ -305,6 +305,8 @@ std::string config_key(const VerifyConfig& c) {
   if (p.jitters != 0) k << ";jitters=" << p.jitters;
   if (p.refine_landmarks) k << ";refine_lm=1";
   if (c.centred_subject) k << ";centred=1";
+  if (p.flip) k << ";chip_flip=1";
+  if (p.fuse) k << ";fuse=mobilefacenet";
   return k.str();
 }
 

@@ -2,6 +2,10 @@
 // Each step is its own public component; this file only decides which of them a face needs and in what order.
 #include "faceguard/pipeline.hpp"
 
+#include <opencv2/core.hpp>
+
+#include "faceguard/compare.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -71,6 +75,7 @@ struct Pipeline::Impl {
   std::unique_ptr<Detector> detector;
   std::unique_ptr<Landmarker> landmarker;  // null when the BlazeFace keypoints are used as they are
   std::unique_ptr<Embedder> embedder;
+  std::unique_ptr<Embedder> fused;  // MobileFaceNet beside dlib (options.fuse)
   bool arcface_chip = false;  // MobileFaceNet wants the ArcFace 112 chip, dlib its 150 chip
 
   Status add_landmarks(const cv::Mat& bgr, Face& face) {
@@ -85,23 +90,52 @@ struct Pipeline::Impl {
     return ok_status();
   }
 
-  // The chip, then its jittered copies (options.jitters of them), appended to `chips`.
-  Status chips_for(const cv::Mat& bgr, const Face& face, std::vector<cv::Mat>& chips) {
-    const ChipTemplate& tpl = template_for(face, arcface_chip);
+  // The chip, then its jittered copies (options.jitters of them), each followed by its mirror image with
+  // options.flip, appended to `chips`.
+  Status chips_for(const cv::Mat& bgr, const Face& face, bool arcface, std::vector<cv::Mat>& chips) {
+    const ChipTemplate& tpl = template_for(face, arcface);
+    auto push = [&](cv::Mat chip) {
+      if (options.flip) {
+        cv::Mat mirrored;
+        cv::flip(chip, mirrored, 1);
+        chips.push_back(std::move(chip));
+        chips.push_back(std::move(mirrored));
+      } else {
+        chips.push_back(std::move(chip));
+      }
+    };
     FG_ASSIGN_OR_RETURN(auto chip, align(bgr, face, tpl, options.align));
-    chips.push_back(std::move(chip));
+    push(std::move(chip));
     const auto jitters = standard_jitters();
     for (int i = 0; i < options.jitters; ++i) {
       FG_ASSIGN_OR_RETURN(auto j, align_jittered(bgr, face, tpl, options.align, jitters[static_cast<std::size_t>(i)]));
-      chips.push_back(std::move(j));
+      push(std::move(j));
     }
     return ok_status();
   }
-  int chips_per_face() const { return 1 + options.jitters; }
+  int chips_per_face() const { return (1 + options.jitters) * (options.flip ? 2 : 1); }
+
+  // One template per face: each embedder's templates of its chips, fused when options.fuse.
+  Result<std::vector<Embedding>> embed_faces(const cv::Mat& bgr, std::span<const Face> faces) {
+    std::vector<cv::Mat> chips;
+    chips.reserve(faces.size() * static_cast<std::size_t>(chips_per_face()));
+    for (const auto& f : faces) FG_TRY_STATUS(chips_for(bgr, f, arcface_chip, chips));
+    // One batched forward pass is cheaper per face than one call per chip.
+    FG_ASSIGN_OR_RETURN(auto out, embed_chips(*embedder, chips));
+    if (!fused) return out;
+    chips.clear();
+    for (const auto& f : faces) FG_TRY_STATUS(chips_for(bgr, f, true, chips));
+    FG_ASSIGN_OR_RETURN(auto second, embed_chips(*fused, chips));
+    if (second.size() != out.size()) return make_error(ErrorCode::kInternal, "the fused models gave different numbers of templates");
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      FG_ASSIGN_OR_RETURN(out[i], fused_template(out[i], second[i]));
+    }
+    return out;
+  }
 
   // The mean of each face's consecutive chips_per_face() descriptors (dlib's mean over jitters).
-  Result<std::vector<Embedding>> embed_chips(std::span<const cv::Mat> chips) {
-    FG_ASSIGN_OR_RETURN(auto embeddings, embedder->embed_batch(chips));
+  Result<std::vector<Embedding>> embed_chips(Embedder& net, std::span<const cv::Mat> chips) {
+    FG_ASSIGN_OR_RETURN(auto embeddings, net.embed_batch(chips));
     const std::size_t per = static_cast<std::size_t>(chips_per_face());
     if (embeddings.size() != chips.size())
       return make_error(ErrorCode::kInternal, "embedder returned " + std::to_string(embeddings.size()) +
@@ -144,6 +178,13 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const ModelPack& pack, const 
     }
     FG_ASSIGN_OR_RETURN(impl->embedder, Embedder::create(pack, options.embedder));
     impl->arcface_chip = options.embedder.kind == EmbedderKind::kMobileFaceNet;
+    if (options.fuse) {
+      if (options.embedder.kind != EmbedderKind::kDlibResNet)
+        return make_error(ErrorCode::kInvalidArgument, "fusion adds MobileFaceNet to the dlib embedder; the embedder must be dlib");
+      EmbedderOptions second = options.embedder;
+      second.kind = EmbedderKind::kMobileFaceNet;
+      FG_ASSIGN_OR_RETURN(impl->fused, Embedder::create(pack, second));
+    }
     return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));
   } catch (const std::exception& e) {
     return make_error(ErrorCode::kInternal, std::string("pipeline creation failed: ") + e.what());
@@ -170,14 +211,8 @@ Result<std::vector<AnalyzedFace>> Pipeline::analyze(const cv::Mat& bgr) {
   std::vector<AnalyzedFace> out;
   if (faces.empty()) return out;
   try {
-    std::vector<cv::Mat> chips;
-    chips.reserve(faces.size());
-    for (auto& f : faces) {
-      FG_TRY_STATUS(impl_->add_landmarks(bgr, f));
-      FG_TRY_STATUS(impl_->chips_for(bgr, f, chips));
-    }
-    // One batched forward pass is cheaper per face than one call per chip.
-    FG_ASSIGN_OR_RETURN(auto embeddings, impl_->embed_chips(chips));
+    for (auto& f : faces) FG_TRY_STATUS(impl_->add_landmarks(bgr, f));
+    FG_ASSIGN_OR_RETURN(auto embeddings, impl_->embed_faces(bgr, faces));
     if (embeddings.size() != faces.size()) {
       return make_error(ErrorCode::kInternal, "embedder returned " + std::to_string(embeddings.size()) +
                                                   " templates for " + std::to_string(faces.size()) + " faces");
@@ -198,10 +233,12 @@ Result<Embedding> Pipeline::embed_face(const cv::Mat& bgr, Face& face) {
   }
   try {
     FG_TRY_STATUS(impl_->add_landmarks(bgr, face));
-    std::vector<cv::Mat> chips;
-    FG_TRY_STATUS(impl_->chips_for(bgr, face, chips));
-    if (chips.size() == 1) return impl_->embedder->embed(chips.front());
-    FG_ASSIGN_OR_RETURN(auto e, impl_->embed_chips(chips));
+    if (impl_->chips_per_face() == 1 && !impl_->fused) {
+      std::vector<cv::Mat> chips;
+      FG_TRY_STATUS(impl_->chips_for(bgr, face, impl_->arcface_chip, chips));
+      return impl_->embedder->embed(chips.front());
+    }
+    FG_ASSIGN_OR_RETURN(auto e, impl_->embed_faces(bgr, std::span<const Face>(&face, 1)));
     if (e.size() != 1) return make_error(ErrorCode::kInternal, "one face gave " + std::to_string(e.size()) + " templates");
     return std::move(e.front());
   } catch (const std::exception& e) {

@@ -192,4 +192,55 @@ TEST(PipelineModel, AxisCropReproducesFaceApiPathAndStillMatches) {
 }
 
 }  // namespace
+// Flip averaging is the mean of the chip's template and its mirror's, and analyze() (batched) agrees with
+// embed_face() (one face); fusion appends the MobileFaceNet template of the same face to the dlib one.
+TEST(PipelineModel, FlipAveragesTheMirroredChipAndFusionAppendsMobileFaceNet) {
+  FG_SAMPLE_OR_SKIP(pack, img, "sample1.jpg");
+  auto plain = make(pack);
+  PipelineOptions fo;
+  fo.flip = true;
+  auto flipped = make(pack, fo);
+  fo.fuse = true;
+  auto fused = make(pack, fo);
+  PipelineOptions mo;
+  mo.flip = true;
+  mo.embedder.kind = EmbedderKind::kMobileFaceNet;
+  auto mfn = make(pack, mo);
+  ASSERT_TRUE(plain && flipped && fused && mfn);
+  auto a = plain->analyze(img);
+  auto f = flipped->analyze(img);
+  auto u = fused->analyze(img);
+  auto m = mfn->analyze(img);
+  ASSERT_TRUE(a && f && u && m);
+  ASSERT_FALSE(a->empty());
+  ASSERT_EQ(a->size(), f->size());
+  ASSERT_EQ(a->size(), u->size());
+  ASSERT_EQ(a->size(), m->size());
+  for (std::size_t i = 0; i < a->size(); ++i) {
+    const auto& e = (*f)[i].embedding;
+    ASSERT_EQ(e.values.size(), 128u);
+    // Not the plain template, but close to it: the mirror of a frontal face is the same person.
+    auto c = compare((*a)[i].embedding, e);
+    ASSERT_TRUE(c);
+    EXPECT_GT(c->distance, 1e-4f);
+    EXPECT_LT(c->distance, 0.25f);
+    // The one-face path gives the same template as the batch.
+    Face face = (*f)[i].face;
+    auto one = flipped->embed_face(img, face);
+    ASSERT_TRUE(one) << one.error().message;
+    for (std::size_t k = 0; k < 128; ++k) EXPECT_NEAR(one->values[k], e.values[k], 1e-4f);
+    // Fusion: the flipped dlib template, then the flipped MobileFaceNet template.
+    const auto& fe = (*u)[i].embedding;
+    EXPECT_EQ(fe.model_id, fused_model_id(e.model_id, (*m)[i].embedding.model_id));
+    ASSERT_EQ(fe.values.size(), 320u);
+    for (std::size_t k = 0; k < 128; ++k) EXPECT_NEAR(fe.values[k], e.values[k], 1e-4f);
+    for (std::size_t k = 0; k < 192; ++k) EXPECT_NEAR(fe.values[128 + k], (*m)[i].embedding.values[k], 1e-4f);
+  }
+  // Fusion adds MobileFaceNet to dlib; asking for it on MobileFaceNet is refused.
+  mo.fuse = true;
+  auto bad = Pipeline::create(pack, mo);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
+}
+
 }  // namespace faceguard

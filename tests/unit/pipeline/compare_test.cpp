@@ -140,4 +140,66 @@ TEST(Compare, RefusesBadInput) {
 }
 
 }  // namespace
+// A fused template is the dlib part then the MobileFaceNet part; compare() scores it with the stored
+// calibration: p = logistic(bias + w1 * euclidean(dlib parts) + w2 * cosine distance(MobileFaceNet parts)).
+TEST(Compare, FusedTemplatesUseTheStoredCalibration) {
+  const std::string dlib = "dlib-resnet29@face-api-1.7.15";
+  const std::string id = fused_model_id(dlib, kMfn);
+  const FusionCalibration* cal = fusion_calibration(id);
+  ASSERT_NE(cal, nullptr);
+  EXPECT_EQ(cal->first_dim, 128u);
+  EXPECT_EQ(cal->second_dim, 192u);
+  EXPECT_LT(cal->first_weight, 0.0);  // larger distances mean less alike, for both models
+  EXPECT_LT(cal->second_weight, 0.0);
+  auto a = fused_template(random_embedding(dlib, 128, 1), random_embedding(kMfn, 192, 2));
+  auto b = fused_template(random_embedding(dlib, 128, 3), random_embedding(kMfn, 192, 4));
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->model_id, id);
+  ASSERT_EQ(a->values.size(), 320u);
+  double sq = 0, dot = 0, na = 0, nb = 0;
+  for (std::size_t i = 0; i < 128; ++i) sq += std::pow(double(a->values[i]) - b->values[i], 2);
+  for (std::size_t i = 128; i < 320; ++i) {
+    dot += double(a->values[i]) * b->values[i];
+    na += double(a->values[i]) * a->values[i];
+    nb += double(b->values[i]) * b->values[i];
+  }
+  const double d1 = std::sqrt(sq), d2 = 1.0 - dot / std::sqrt(na * nb);
+  const double p = 1.0 / (1.0 + std::exp(-(cal->bias + cal->first_weight * d1 + cal->second_weight * d2)));
+  auto c = compare(*a, *b);
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_NEAR(c->similarity, p, 1e-5);
+  EXPECT_NEAR(c->distance, 1.0 - p, 1e-5);
+  EXPECT_NEAR(c->threshold, 1.0 / (1.0 + std::exp(-cal->threshold)), 1e-6);
+  EXPECT_EQ(c->same, c->distance < c->threshold);
+  // A template with itself: both distances 0, the most confident "same" the calibration gives.
+  auto self = compare(*a, *a);
+  ASSERT_TRUE(self);
+  EXPECT_TRUE(self->same);
+  EXPECT_GT(self->similarity, 0.99f);
+  // An explicit threshold applies to 1 - p.
+  auto strict = compare(*a, *a, {.threshold = 0.f});
+  ASSERT_TRUE(strict);
+  EXPECT_FALSE(strict->same);
+}
+
+TEST(Compare, FusedTemplatesAreRefusedWhenMalformed) {
+  const std::string dlib = "dlib-resnet29@face-api-1.7.15";
+  EXPECT_FALSE(fused_template(random_embedding(dlib, 127, 1), random_embedding(kMfn, 192, 2)));
+  EXPECT_FALSE(fused_template(random_embedding(kMfn, 192, 1), random_embedding(dlib, 128, 2)));  // order matters
+  EXPECT_EQ(fusion_calibration("fusion:a+b"), nullptr);
+  auto a = fused_template(random_embedding(dlib, 128, 1), random_embedding(kMfn, 192, 2));
+  ASSERT_TRUE(a);
+  Embedding short_one = *a;
+  short_one.values.pop_back();
+  Embedding other = *a;
+  other.values.pop_back();
+  EXPECT_FALSE(compare(short_one, other));  // same id, wrong size for the fusion
+  Embedding nan = *a;
+  nan.values[200] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_FALSE(compare(*a, nan));
+  Embedding zero = *a;
+  for (std::size_t i = 128; i < 320; ++i) zero.values[i] = 0.f;
+  EXPECT_FALSE(compare(*a, zero));
+}
+
 }  // namespace faceguard
