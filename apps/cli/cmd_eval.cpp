@@ -23,7 +23,9 @@ struct EvalArgs {
   std::string align = "mean-face";
   std::string landmarks = "68";
   std::string embedder = "dlib";
+  std::string fuse;  // a second embedder whose distances are fused with the first one's
   bool flip = false;
+  bool flip_chip = false;
   int jitters = PipelineOptions{}.jitters;
   bool refine_landmarks = PipelineOptions{}.refine_landmarks;
   bool no_fallback = false;
@@ -54,10 +56,13 @@ struct ListSummary {
   std::vector<eval::TarAtFar> tars;
 };
 
+// The k-fold summary of one model's scores, or of a fusion of several (per_model.size() > 1: each fold's
+// fusion and threshold are fitted on the other folds; the ROC is over the out-of-fold fused scores).
 Result<ListSummary> summarise_list(std::string name, const eval::PairList& list,
-                                   const std::vector<eval::ScoredPair>& scored, int k) {
+                                   const std::vector<std::vector<eval::ScoredPair>>& per_model, int k) {
   ListSummary s;
   s.name = std::move(name);
+  const auto& scored = per_model.front();
   std::vector<int> folds;
   if (list.folds >= 2) {  // the file's own folds (LFW View 2 pairs.txt)
     s.k = list.folds;
@@ -66,8 +71,14 @@ Result<ListSummary> summarise_list(std::string name, const eval::PairList& list,
     s.k = k;
     folds = eval::stratified_folds(scored, k);
   }
-  FG_ASSIGN_OR_RETURN(s.kfold, eval::k_fold(scored, folds, s.k));
-  FG_ASSIGN_OR_RETURN(s.roc, eval::roc(scored));
+  if (per_model.size() == 1) {
+    FG_ASSIGN_OR_RETURN(s.kfold, eval::k_fold(scored, folds, s.k));
+    FG_ASSIGN_OR_RETURN(s.roc, eval::roc(scored));
+  } else {
+    FG_ASSIGN_OR_RETURN(auto fused, eval::k_fold_fused(per_model, folds, s.k));
+    s.kfold = std::move(fused.kfold);
+    FG_ASSIGN_OR_RETURN(s.roc, eval::roc(fused.out_of_fold));
+  }
   for (double far : {1e-2, 1e-3}) s.tars.push_back(eval::tar_at_far(s.roc, far));
   return s;
 }
@@ -121,6 +132,12 @@ std::string images_csv(const eval::EmbeddedSet& set) {
   return out;
 }
 
+Result<EmbedderKind> parse_embedder(const std::string& name, const char* option) {
+  if (name == "dlib") return EmbedderKind::kDlibResNet;
+  if (name == "mobilefacenet") return EmbedderKind::kMobileFaceNet;
+  return make_error(ErrorCode::kInvalidArgument, std::string(option) + " must be dlib or mobilefacenet");
+}
+
 Result<eval::VerifyConfig> make_config(const EvalArgs& a) {
   eval::VerifyConfig c;
   FG_ASSIGN_OR_RETURN(c.pipeline.detector.kind, parse_detector_kind(a.detector));
@@ -135,13 +152,13 @@ Result<eval::VerifyConfig> make_config(const EvalArgs& a) {
   } else {
     return make_error(ErrorCode::kInvalidArgument, "--landmarks must be 68, tiny or none");
   }
-  if (a.embedder == "dlib") {
+  if (a.embedder == "fusion") {  // the pipeline's own fused templates, scored with the stored calibration
     c.pipeline.embedder.kind = EmbedderKind::kDlibResNet;
-  } else if (a.embedder == "mobilefacenet") {
-    c.pipeline.embedder.kind = EmbedderKind::kMobileFaceNet;
+    c.pipeline.fuse = true;
   } else {
-    return make_error(ErrorCode::kInvalidArgument, "--embedder must be dlib or mobilefacenet");
+    FG_ASSIGN_OR_RETURN(c.pipeline.embedder.kind, parse_embedder(a.embedder, "--embedder"));
   }
+  c.pipeline.flip = a.flip_chip;
   c.flip = a.flip;
   c.pipeline.jitters = a.jitters;
   c.pipeline.refine_landmarks = a.refine_landmarks;
@@ -151,10 +168,72 @@ Result<eval::VerifyConfig> make_config(const EvalArgs& a) {
   return c;
 }
 
+// Embeds every image once for one configuration, through its cache (and the face cache it shares with the
+// configurations that differ only after detection).
+Result<eval::EmbeddedSet> embed_all(const EvalArgs& a, const ModelPack& pack, const eval::VerifyConfig& config,
+                                    const std::vector<std::filesystem::path>& images_list) {
+  const std::string key = eval::config_key(config);
+  auto cache = a.cache.empty() ? eval::EmbeddingCache::in_memory(key) : [&] {
+    auto c = eval::EmbeddingCache::open(a.cache, key);
+    if (c) return std::move(*c);
+    std::cerr << "faceguard: eval verify: ignoring the cache (" << c.error().message << ")\n";
+    auto fresh = eval::EmbeddingCache::in_memory(key);
+    return fresh;
+  }();
+  std::optional<eval::EmbeddingCache> face_cache;
+  if (!a.cache.empty()) {
+    auto fc = eval::EmbeddingCache::open(a.cache, eval::detection_key(config));
+    if (fc) face_cache = std::move(*fc);
+  }
+  const bool show = !globals().quiet && !a.json;
+  auto progress = [&](int done, int total) {
+    if (show && (done % 50 == 0 || done == total)) {
+      std::cerr << "\rembedding " << done << "/" << total << std::flush;
+      if (done == total) std::cerr << "\n";
+    }
+  };
+  auto set = eval::embed_images(pack, images_list, config, cache, face_cache ? &*face_cache : nullptr, progress);
+  if (!set) return std::move(set).error();
+  if (!a.cache.empty()) {
+    for (const auto* c : {&cache, face_cache ? &*face_cache : nullptr}) {
+      if (c == nullptr) continue;
+      if (auto s = c->save(); !s) std::cerr << "faceguard: eval verify: cache not saved: " << s.error().message << "\n";
+    }
+  }
+  return set;
+}
+
+// Each model's scores of a pair list (one list per configuration).
+Result<std::vector<std::vector<eval::ScoredPair>>> score_all(const eval::PairList& list,
+                                                             const std::vector<eval::EmbeddedSet>& sets) {
+  std::vector<std::vector<eval::ScoredPair>> out;
+  for (const auto& set : sets) {
+    FG_ASSIGN_OR_RETURN(auto scored, eval::score_pairs(list, set));
+    out.push_back(std::move(scored));
+  }
+  return out;
+}
+
+nlohmann::json fusion_json(const eval::Fusion& f, const std::vector<std::string>& keys) {
+  nlohmann::json j = {{"bias", f.bias}, {"weights", f.weights}, {"models", keys}};
+  return j;
+}
+
 int run_verify(const EvalArgs& a) {
   auto config = make_config(a);
   if (!config) return report(config.error(), "eval verify");
   if (a.folds < 2) return report(make_error(ErrorCode::kInvalidArgument, "--folds must be >= 2"), "eval verify");
+  std::vector<eval::VerifyConfig> configs{*config};
+  if (!a.fuse.empty()) {
+    auto kind = parse_embedder(a.fuse, "--fuse");
+    if (!kind) return report(kind.error(), "eval verify");
+    if (config->pipeline.fuse) return report(make_error(ErrorCode::kInvalidArgument, "--fuse needs a single --embedder, not fusion"), "eval verify");
+    if (*kind == config->pipeline.embedder.kind)
+      return report(make_error(ErrorCode::kInvalidArgument, "--fuse names the --embedder itself; name the other one"), "eval verify");
+    configs.push_back(*config);
+    configs.back().pipeline.embedder.kind = *kind;
+  }
+  const bool fused = configs.size() > 1;
   const std::filesystem::path pairs_file(a.pairs);
   const std::filesystem::path images = a.images.empty() ? pairs_file.parent_path() / "images" : std::filesystem::path(a.images);
 
@@ -175,72 +254,82 @@ int run_verify(const EvalArgs& a) {
 
   auto pack = ModelPack::open(model_dir());
   if (!pack) return report(pack.error(), "eval verify");
-  const std::string key = eval::config_key(*config);
-  auto cache = a.cache.empty() ? eval::EmbeddingCache::in_memory(key) : [&] {
-    auto c = eval::EmbeddingCache::open(a.cache, key);
-    if (c) return std::move(*c);
-    std::cerr << "faceguard: eval verify: ignoring the cache (" << c.error().message << ")\n";
-    auto fresh = eval::EmbeddingCache::in_memory(key);
-    return fresh;
-  }();
-
-  std::optional<eval::EmbeddingCache> face_cache;
-  if (!a.cache.empty()) {
-    auto fc = eval::EmbeddingCache::open(a.cache, eval::detection_key(*config));
-    if (fc) face_cache = std::move(*fc);
-  }
-
   const auto images_list = eval::unique_images(all);
-  const bool show = !globals().quiet && !a.json;
-  auto progress = [&](int done, int total) {
-    if (show && (done % 50 == 0 || done == total)) {
-      std::cerr << "\rembedding " << done << "/" << total << std::flush;
-      if (done == total) std::cerr << "\n";
-    }
-  };
-  auto set = eval::embed_images(*pack, images_list, *config, cache, face_cache ? &*face_cache : nullptr, progress);
-  if (!set) return report(set.error(), "eval verify");
-  if (!a.cache.empty()) {
-    for (const auto* c : {&cache, face_cache ? &*face_cache : nullptr}) {
-      if (c == nullptr) continue;
-      if (auto s = c->save(); !s) std::cerr << "faceguard: eval verify: cache not saved: " << s.error().message << "\n";
-    }
+  std::vector<eval::EmbeddedSet> sets;
+  std::vector<std::string> keys;
+  for (const auto& c : configs) {
+    auto set = embed_all(a, *pack, c, images_list);
+    if (!set) return report(set.error(), "eval verify");
+    sets.push_back(std::move(*set));
+    keys.push_back(eval::config_key(c));
   }
 
-  auto scored_test = eval::score_pairs(*test, *set);
+  auto scored_test = score_all(*test, sets);
   if (!scored_test) return report(scored_test.error(), "eval verify");
-  auto scored_all = eval::score_pairs(all, *set);
+  auto scored_all = score_all(all, sets);
   if (!scored_all) return report(scored_all.error(), "eval verify");
 
   nlohmann::json doc;
-  doc["config"] = key;
+  doc["config"] = keys.front();
+  if (fused) doc["fused_with"] = keys.back();
   doc["images"] = images_list.size();
-  doc["cache_hits"] = set->cache_hits;
-  doc["computed"] = set->computed;
-  doc["embed_seconds"] = set->seconds;
-  for (int s = 0; s <= static_cast<int>(eval::FaceSource::kFailed); ++s)
-    doc["face_sources"][std::string(eval::to_string(static_cast<eval::FaceSource>(s)))] = set->counts[s];
-  std::vector<std::string> failures;
-  for (const auto& [path, e] : set->by_path)
-    if (e.source == eval::FaceSource::kFailed) failures.push_back(path + ": " + e.error);
-
-  if (!a.json) {
-    std::cout << "config: " << key << "\n";
-    std::cout << "images: " << images_list.size() << " (cache hits " << set->cache_hits << ", computed "
-              << set->computed << " in " << num(set->seconds, "%.1f") << " s)\n";
+  for (std::size_t m = 0; m < sets.size(); ++m) {
+    const auto& set = sets[m];
+    nlohmann::json& j = m == 0 ? doc : doc["fused_model"];
+    j["cache_hits"] = set.cache_hits;
+    j["computed"] = set.computed;
+    j["embed_seconds"] = set.seconds;
+    for (int s = 0; s <= static_cast<int>(eval::FaceSource::kFailed); ++s)
+      j["face_sources"][std::string(eval::to_string(static_cast<eval::FaceSource>(s)))] = set.counts[s];
+    if (a.json) continue;
+    std::cout << "config: " << keys[m] << "\n";
+    std::cout << "images: " << images_list.size() << " (cache hits " << set.cache_hits << ", computed "
+              << set.computed << " in " << num(set.seconds, "%.1f") << " s)\n";
     std::cout << "faces:";
     for (int s = 0; s <= static_cast<int>(eval::FaceSource::kFailed); ++s)
-      std::cout << " " << eval::to_string(static_cast<eval::FaceSource>(s)) << " " << set->counts[s];
+      std::cout << " " << eval::to_string(static_cast<eval::FaceSource>(s)) << " " << set.counts[s];
     std::cout << "\n";
-    for (std::size_t i = 0; i < failures.size() && i < 10; ++i) std::cout << "  failed: " << failures[i] << "\n";
+    int shown = 0;
+    for (const auto& [path, e] : set.by_path)
+      if (e.source == eval::FaceSource::kFailed && shown++ < 10) std::cout << "  failed: " << path << ": " << e.error << "\n";
+  }
+
+  // What a user of the fusion gets: the fusion fitted on the training list (or, without one, on the list
+  // itself), printed so that it can be stored with the model pack.
+  std::vector<std::vector<eval::ScoredPair>> per_model_train;
+  if (train) {
+    auto t = score_all(*train, sets);
+    if (!t) return report(t.error(), "eval verify");
+    per_model_train = std::move(*t);
+  }
+  std::vector<eval::ScoredPair> final_test = scored_test->front();
+  std::vector<eval::ScoredPair> scored_train = train ? per_model_train.front() : std::vector<eval::ScoredPair>{};
+  if (fused) {
+    auto f = eval::fit_fusion(train ? per_model_train : *scored_test);
+    if (!f) return report(f.error(), "eval verify");
+    doc["fusion"] = fusion_json(*f, keys);
+    final_test = eval::fuse(*f, *scored_test);
+    if (train) scored_train = eval::fuse(*f, per_model_train);
+    if (!a.json) {
+      std::cout << "fusion (logistic, fitted on " << (train ? a.train : a.pairs) << "): log-odds(same) = "
+                << num(f->bias) << " + " << num(f->weights[0]) << " * d(" << a.embedder << ") + "
+                << num(f->weights[1]) << " * d(" << a.fuse << "); fused distance = -log-odds\n";
+    }
   }
 
   if (train) {
-    auto scored_train = eval::score_pairs(*train, *set);
-    if (!scored_train) return report(scored_train.error(), "eval verify");
-    auto choice = eval::best_threshold(*scored_train);
+    if (fused) {
+      // Each model alone on the same protocol, for comparison.
+      for (std::size_t m = 0; m < sets.size() && !a.json; ++m) {
+        auto c = eval::best_threshold(per_model_train[m]);
+        if (!c) return report(c.error(), "eval verify");
+        std::cout << "  " << (m == 0 ? a.embedder : a.fuse) << " alone: threshold " << num(c->threshold)
+                  << ", accuracy on " << a.pairs << " " << pct(eval::accuracy_at((*scored_test)[m], c->threshold)) << "\n";
+      }
+    }
+    auto choice = eval::best_threshold(scored_train);
     if (!choice) return report(choice.error(), "eval verify");
-    const double test_acc = eval::accuracy_at(*scored_test, choice->threshold);
+    const double test_acc = eval::accuracy_at(final_test, choice->threshold);
     doc["train_threshold"] = {{"threshold", choice->threshold}, {"train_accuracy", choice->accuracy},
                               {"test_accuracy", test_acc}, {"train_pairs", train->pairs.size()},
                               {"test_pairs", test->pairs.size()}};
@@ -252,7 +341,7 @@ int run_verify(const EvalArgs& a) {
     }
     if (!a.out.empty()) {
       if (auto s = eval::write_text_file(std::filesystem::path(a.out) / "scores-train.csv",
-                                         eval::scores_csv(*train, *scored_train));
+                                         eval::scores_csv(*train, scored_train));
           !s)
         return report(s.error(), "eval verify");
     }
@@ -273,12 +362,12 @@ int run_verify(const EvalArgs& a) {
 
   if (!a.out.empty()) {
     const std::filesystem::path out(a.out);
-    for (auto s : {eval::write_text_file(out / "scores.csv", eval::scores_csv(*test, *scored_test)),
+    for (auto s : {eval::write_text_file(out / "scores.csv", eval::scores_csv(*test, final_test)),
                    eval::write_text_file(out / "roc.svg", eval::roc_svg(test_summary->roc, "ROC: " + pairs_file.filename().string())),
                    all_summary ? eval::write_text_file(out / "roc-train-plus-test.svg",
                                                        eval::roc_svg(all_summary->roc, "ROC: train + test"))
                                : ok_status(),
-                   eval::write_text_file(out / "images.csv", images_csv(*set)),
+                   eval::write_text_file(out / "images.csv", images_csv(sets.front())),
                    eval::write_text_file(out / "summary.json", doc.dump(2) + "\n")}) {
       if (!s) return report(s.error(), "eval verify");
     }
@@ -299,7 +388,9 @@ void setup_eval(CLI::App& app) {
   v->add_option("--detector", args->detector, "ssd, tiny, blazeface or blazeface-front")->capture_default_str();
   v->add_option("--align", args->align, "similarity (5-point warp), mean-face (dlib's 33-point fit to its mean face) or crop (face-api.js axis-aligned crop)")->capture_default_str();
   v->add_option("--landmarks", args->landmarks, "68, tiny or none (BlazeFace keypoints)")->capture_default_str();
-  v->add_option("--embedder", args->embedder, "dlib or mobilefacenet")->capture_default_str();
+  v->add_option("--embedder", args->embedder, "dlib, mobilefacenet, or fusion (the pipeline's dlib + MobileFaceNet templates scored with the calibration stored with the models)")->capture_default_str();
+  v->add_option("--fuse", args->fuse, "a second embedder (dlib or mobilefacenet) whose distances are fused with --embedder's by logistic regression fitted on --train (in the k-fold: on the other folds)");
+  v->add_flag("--flip-chip", args->flip_chip, "the pipeline's flip averaging (PipelineOptions::flip: each aligned chip and its mirror image)");
   v->add_flag("--flip", args->flip, "average the templates of the face and its mirror image");
   v->add_option("--jitters", args->jitters, "average the templates of N deterministic jitters of each chip too (0-12; dlib's num_jitters)")->capture_default_str();
   v->add_flag("--refine-landmarks,!--no-refine-landmarks", args->refine_landmarks,

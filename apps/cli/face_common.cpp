@@ -39,9 +39,11 @@ void add_model_options(CLI::App* sub, ModelArgs& args, bool with_embedder) {
   sub->add_flag("--tiny-landmarks", args.tiny_landmarks, "use the small 68-point landmark net");
   if (with_embedder) {
     sub->add_option("--model", args.model,
-                    "face descriptor: dlib (default; 128-D, Euclidean) or mobilefacenet (192-D, cosine; "
-                    "research-only training data)")
-        ->check(CLI::IsMember({"dlib", "mobilefacenet"}));
+                    "face descriptor: dlib (default; 128-D, Euclidean), mobilefacenet (192-D, cosine; "
+                    "research-only training data) or fusion (both, scored by the fusion calibrated on LFW View 1; "
+                    "research-only like MobileFaceNet; 1:1 only, galleries hold one model)")
+        ->check(CLI::IsMember({"dlib", "mobilefacenet", "fusion"}));
+    sub->add_flag("--flip", args.flip, "flip averaging: average each chip's template with its mirror image's (one more descriptor pass per face)");
     sub->add_option("--align", args.align,
                     "alignment: mean-face (default: dlib's 33-point fit to its mean face for 68-point landmarks and "
                     "the dlib chip, else the 5-point warp), similarity (5-point warp) or crop (face-api.js axis-aligned crop)")
@@ -66,6 +68,8 @@ Result<PipelineOptions> pipeline_options(const ModelArgs& args) {
   o.landmarks68 = args.landmarks68_on_blazeface;
   FG_ASSIGN_OR_RETURN(o.align, parse_align_method(args.align));
   o.embedder.kind = args.model == "mobilefacenet" ? EmbedderKind::kMobileFaceNet : EmbedderKind::kDlibResNet;
+  o.fuse = args.model == "fusion";
+  o.flip = args.flip;
   o.jitters = args.jitters;
   o.refine_landmarks = args.refine_landmarks;
   return o;

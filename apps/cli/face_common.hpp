@@ -39,6 +39,7 @@ struct ModelArgs {
   bool landmarks68_on_blazeface = true;
   int jitters = PipelineOptions{}.jitters;
   bool refine_landmarks = PipelineOptions{}.refine_landmarks;
+  bool flip = PipelineOptions{}.flip;
 };
 // with_embedder: add --model/--align/--jitters/--refine-landmarks (detect has no embedder).
 void add_model_options(CLI::App* sub, ModelArgs& args, bool with_embedder);

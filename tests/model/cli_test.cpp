@@ -338,6 +338,24 @@ TEST_F(CliTest, CompareAllCoversEveryPair) {
   EXPECT_LT(j.at("best").at("distance").get<float>(), 1e-4f);
 }
 
+TEST_F(CliTest, CompareWithTheFusionUsesBothModelsAndTheStoredCalibration) {
+  FG_SAMPLES_OR_SKIP(pack);
+  const fs::path s1 = sample(pack, "sample1.jpg");
+  const CliRun r = run({"compare", s1.string(), s1.string(), "--all", "--model", "fusion", "--flip", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const json j = parse(r);
+  EXPECT_EQ(j.at("model_id").get<std::string>().rfind("fusion:dlib-resnet29@", 0), 0u) << j.dump();
+  EXPECT_EQ(j.at("metric"), "fusion");
+  const std::size_t n = j.at("a").at("face_count");
+  ASSERT_GE(n, 3u);
+  for (const auto& p : j.at("pairs")) {
+    EXPECT_EQ(p.at("same").get<bool>(), p.at("face_a") == p.at("face_b")) << p.dump();
+    EXPECT_NEAR(p.at("threshold").get<float>(), 0.3976f, 1e-3f) << p.dump();
+    // The similarity of a fused pair is p(same), the distance 1 - p.
+    EXPECT_NEAR(p.at("similarity").get<float>() + p.at("distance").get<float>(), 1.f, 1e-5f) << p.dump();
+  }
+}
+
 TEST_F(CliTest, DemoWritesAnnotatedPhotosAndReport) {
   FG_SAMPLES_OR_SKIP(pack);
   const fs::path out = dir_ / "demo";
