@@ -142,6 +142,8 @@ struct TarAtFar {
 };
 TarAtFar tar_at_far(const Roc& roc, double far_target);
 
+// One fold: the threshold chosen on `train` (best_threshold) and the accuracy it gives on `test`.
+Result<FoldResult> evaluate_fold(int fold, std::span<const ScoredPair> train, std::span<const ScoredPair> test);
 // Mean, sample standard deviation and standard error of the folds' test accuracies (as k_fold reports).
 KFoldResult fold_statistics(std::vector<FoldResult> folds);
 

@@ -183,13 +183,7 @@ Result<FusedKFold> k_fold_fused(std::span<const std::vector<ScoredPair>> per_mod
       }
     }
     if (test.empty()) return make_error(ErrorCode::kInvalidArgument, "fold " + std::to_string(f) + " is empty");
-    FG_ASSIGN_OR_RETURN(auto choice, best_threshold(train));
-    FoldResult r;
-    r.fold = f;
-    r.threshold = choice.threshold;
-    r.train_accuracy = choice.accuracy;
-    r.test_accuracy = accuracy_at(test, choice.threshold);
-    r.test_pairs = static_cast<int>(test.size());
+    FG_ASSIGN_OR_RETURN(auto r, evaluate_fold(f, train, test));
     folds.push_back(r);
     out.fusions.push_back(std::move(fusion));
   }

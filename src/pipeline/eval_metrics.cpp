@@ -106,16 +106,21 @@ Result<KFoldResult> k_fold(std::span<const ScoredPair> pairs, std::span<const in
     if (test.empty() || train.empty()) {
       return make_error(ErrorCode::kInvalidArgument, "fold " + std::to_string(f) + " or its complement is empty");
     }
-    FG_ASSIGN_OR_RETURN(auto choice, best_threshold(train));
-    FoldResult r;
-    r.fold = f;
-    r.threshold = choice.threshold;
-    r.train_accuracy = choice.accuracy;
-    r.test_accuracy = accuracy_at(test, choice.threshold);
-    r.test_pairs = static_cast<int>(test.size());
+    FG_ASSIGN_OR_RETURN(auto r, evaluate_fold(f, train, test));
     out.folds.push_back(r);
   }
   return fold_statistics(std::move(out.folds));
+}
+
+Result<FoldResult> evaluate_fold(int fold, std::span<const ScoredPair> train, std::span<const ScoredPair> test) {
+  FG_ASSIGN_OR_RETURN(auto choice, best_threshold(train));
+  FoldResult r;
+  r.fold = fold;
+  r.threshold = choice.threshold;
+  r.train_accuracy = choice.accuracy;
+  r.test_accuracy = accuracy_at(test, choice.threshold);
+  r.test_pairs = static_cast<int>(test.size());
+  return r;
 }
 
 KFoldResult fold_statistics(std::vector<FoldResult> folds) {
