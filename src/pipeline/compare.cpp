@@ -44,17 +44,29 @@ const FusionCalibration& dlib_mobilefacenet() {
   return c;
 }
 
-double model_distance(const float* a, const float* b, std::size_t n, Metric metric) {
+// compare()'s default threshold on a fused distance 1 - p: the calibration's threshold on -(log-odds) mapped
+// through p = 1 / (1 + exp(-log-odds)).
+double fused_threshold(const FusionCalibration& cal) { return 1.0 / (1.0 + std::exp(-cal.threshold)); }
+
+// The distance of n values of each template under `metric` (values `offset`.. of both). Accumulates in
+// double: 128-192 terms of float products lose a few ulps otherwise, and the tests compare against a double
+// reference. kInvalidArgument for a non-finite value or a zero-norm template under cosine distance.
+Result<double> model_distance(const Embedding& a, const Embedding& b, std::size_t offset, std::size_t n, Metric metric) {
   double dot = 0, na = 0, nb = 0, sq = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double x = a[i], y = b[i];
+  for (std::size_t i = offset; i < offset + n; ++i) {
+    const double x = a.values[i];
+    const double y = b.values[i];
+    if (!std::isfinite(x) || !std::isfinite(y)) {
+      return make_error(ErrorCode::kInvalidArgument, "template value " + std::to_string(i) + " is not finite");
+    }
     dot += x * y;
     na += x * x;
     nb += y * y;
     sq += (x - y) * (x - y);
   }
-  if (metric == Metric::kEuclidean) return std::sqrt(sq);
-  if (na == 0 || nb == 0) return -1.0;
+  if (metric != Metric::kCosine) return std::sqrt(sq);
+  if (na == 0 || nb == 0) return make_error(ErrorCode::kInvalidArgument, "zero-norm template under cosine distance");
+  // Rounding can push 1 - cos a hair outside [0, 2].
   return std::clamp(1.0 - dot / (std::sqrt(na) * std::sqrt(nb)), 0.0, 2.0);
 }
 
@@ -63,18 +75,13 @@ Result<Comparison> compare_fused(const Embedding& a, const Embedding& b, const F
   const std::size_t n = cal.first_dim + cal.second_dim;
   if (a.values.size() != n || b.values.size() != n)
     return make_error(ErrorCode::kInvalidArgument, "a fused template of " + a.model_id + " must hold " + std::to_string(n) + " values");
-  for (std::size_t i = 0; i < n; ++i)
-    if (!std::isfinite(a.values[i]) || !std::isfinite(b.values[i]))
-      return make_error(ErrorCode::kInvalidArgument, "template value " + std::to_string(i) + " is not finite");
-  const double d1 = model_distance(a.values.data(), b.values.data(), cal.first_dim, metric_for(cal.first));
-  const double d2 = model_distance(a.values.data() + cal.first_dim, b.values.data() + cal.first_dim, cal.second_dim,
-                                   metric_for(cal.second));
-  if (d1 < 0 || d2 < 0) return make_error(ErrorCode::kInvalidArgument, "zero-norm template under cosine distance");
+  FG_ASSIGN_OR_RETURN(const double d1, model_distance(a, b, 0, cal.first_dim, metric_for(cal.first)));
+  FG_ASSIGN_OR_RETURN(const double d2, model_distance(a, b, cal.first_dim, cal.second_dim, metric_for(cal.second)));
   // p(same) at the calibration's 50/50 prior; the distance is 1 - p, so that it lies in [0, 1] and any
   // threshold a caller passes is positive.
   const double log_odds = cal.bias + cal.first_weight * d1 + cal.second_weight * d2;
   const double p = 1.0 / (1.0 + std::exp(-log_odds));
-  const double threshold = options.threshold >= 0.f ? options.threshold : 1.0 / (1.0 + std::exp(-cal.threshold));
+  const double threshold = options.threshold >= 0.f ? options.threshold : fused_threshold(cal);
   Comparison c;
   c.distance = static_cast<float>(1.0 - p);
   c.threshold = static_cast<float>(threshold);
@@ -124,8 +131,7 @@ std::string_view to_string(Metric metric) {
 }
 
 float default_threshold(const std::string& model_id) {
-  if (const FusionCalibration* cal = fusion_calibration(model_id))
-    return static_cast<float>(1.0 / (1.0 + std::exp(-cal->threshold)));
+  if (const FusionCalibration* cal = fusion_calibration(model_id)) return static_cast<float>(fused_threshold(*cal));
   if (starts_with(model_id, "mobilefacenet")) return kMobileFaceNetThreshold;
   if (starts_with(model_id, "dlib")) return kDlibThreshold;
   return -1.f;
@@ -155,7 +161,6 @@ Result<Comparison> compare(const Embedding& a, const Embedding& b, const Compare
   if (std::isnan(options.threshold)) return make_error(ErrorCode::kInvalidArgument, "threshold is NaN");
   if (const FusionCalibration* cal = fusion_calibration(a.model_id)) return compare_fused(a, b, *cal, options);
   float threshold = options.threshold;
-  if (std::isnan(threshold)) return make_error(ErrorCode::kInvalidArgument, "threshold is NaN");
   if (threshold < 0.f) {
     threshold = default_threshold(a.model_id);
     if (threshold < 0.f) {
@@ -166,29 +171,7 @@ Result<Comparison> compare(const Embedding& a, const Embedding& b, const Compare
   if (!std::isfinite(threshold)) return make_error(ErrorCode::kInvalidArgument, "threshold is not finite");
 
   const Metric metric = metric_for(a.model_id);
-  // Accumulate in double: 128-192 terms of float products lose a few ulps otherwise, and the tests compare
-  // against a double reference.
-  double dot = 0, na = 0, nb = 0, sq = 0;
-  for (std::size_t i = 0; i < a.values.size(); ++i) {
-    const double x = a.values[i];
-    const double y = b.values[i];
-    if (!std::isfinite(x) || !std::isfinite(y)) {
-      return make_error(ErrorCode::kInvalidArgument, "template value " + std::to_string(i) + " is not finite");
-    }
-    dot += x * y;
-    na += x * x;
-    nb += y * y;
-    sq += (x - y) * (x - y);
-  }
-  double distance = 0;
-  if (metric == Metric::kCosine) {
-    if (na == 0 || nb == 0) return make_error(ErrorCode::kInvalidArgument, "zero-norm template under cosine distance");
-    distance = 1.0 - dot / (std::sqrt(na) * std::sqrt(nb));
-    // Rounding can push 1 - cos a hair outside [0, 2].
-    distance = std::clamp(distance, 0.0, 2.0);
-  } else {
-    distance = std::sqrt(sq);
-  }
+  FG_ASSIGN_OR_RETURN(const double distance, model_distance(a, b, 0, a.values.size(), metric));
 
   Comparison c;
   c.distance = static_cast<float>(distance);
